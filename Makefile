@@ -1,0 +1,49 @@
+# One entry point for people and CI. `make help` lists the targets.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+REPO := model_repository
+CHECKPOINTS ?=
+HTTP_PORT ?= 8000
+GRPC_PORT ?= 8001
+METRICS_PORT ?= 8002
+PYTEST_ARGS ?=
+
+.PHONY: help venv export serve test lint unit clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+# The venv is rebuilt when the pins change. torch==2.13.0 is the CPU build;
+# nvidia-pytriton (the Triton server binary) and facenet-pytorch (MTCNN's
+# weights) are installed without their Python deps, which are not needed and
+# would conflict (see ../shared/RUNTIME.md).
+$(VENV)/.installed: pyproject.toml constraints.txt
+	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[export,test]"
+	$(PY) -m pip install --quiet --no-deps -c constraints.txt nvidia-pytriton facenet-pytorch
+	touch $@
+
+venv: $(VENV)/.installed  ## create .venv with the pinned dependencies
+
+# The exporter skips networks whose code and weights did not change.
+export: venv  ## export the networks to ONNX (CHECKPOINTS=dir for trained weights)
+	$(PY) -m deepfake_export --repository $(REPO) $(if $(CHECKPOINTS),--checkpoints $(CHECKPOINTS))
+
+serve: export  ## set up, export and run Triton in the foreground (HTTP 8000, gRPC 8001, metrics 8002)
+	$(PY) -m deepfake_serving.server --model-repository $(REPO) \
+		--http-port $(HTTP_PORT) --grpc-port $(GRPC_PORT) --metrics-port $(METRICS_PORT)
+
+test: export  ## set up and run the whole test suite against a real server on free ports
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+unit: venv  ## only the tests that need no server
+	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+lint: venv  ## ruff
+	$(VENV)/bin/ruff check src export tests client perf
+
+clean:  ## remove generated artifacts (keeps .venv)
+	rm -rf build $(REPO)/*/1/*.onnx

@@ -1,0 +1,116 @@
+"""``python -m deepfake_export``: build every network's ONNX file, checked.
+
+Without ``--checkpoints`` the four detectors get seeded demo weights and are
+marked ``weights: demo`` in their configs, ONNX metadata and the export
+manifest; MTCNN always uses facenet-pytorch's pretrained weights. Work whose
+inputs (code, weights) did not change is skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+import deepfake_export
+import deepfake_serving.contract as contract
+from deepfake_export.models import BUILDERS
+from deepfake_export.onnx_export import check_parity, export_onnx
+from deepfake_export.weights import CheckpointError, WeightsSource, load_weights
+from deepfake_serving.model_configs import write_detector_configs
+
+log = logging.getLogger("deepfake_export")
+
+#: Where each network's ONNX file lives in the model repository. MTCNN's
+#: stages are run in-process by the face_detector Python model.
+FACE_DETECTOR = "face_detector"
+
+
+def onnx_path(repository: Path, name: str) -> Path:
+    if name in ("pnet", "rnet", "onet"):
+        return repository / FACE_DETECTOR / "1" / f"{name}.onnx"
+    return repository / name / "1" / "model.onnx"
+
+
+def code_fingerprint() -> str:
+    """Hash of the code that shapes the exported graphs: a change re-exports."""
+    digest = hashlib.sha256(torch.__version__.encode())
+    sources = sorted(Path(deepfake_export.__file__).parent.glob("*.py")) + [Path(contract.__file__)]
+    for path in sources:
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m deepfake_export", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repository", type=Path, default=Path("model_repository"), help="model repository to write into")
+    parser.add_argument("--checkpoints", type=Path, help="directory of trained state dicts (<model>.safetensors or <model>.pt)")
+    parser.add_argument("--manifest", type=Path, default=Path("build/export/manifest.json"), help="record of what was exported from what")
+    parser.add_argument("--only", nargs="*", choices=sorted(BUILDERS), help="export only these networks")
+    parser.add_argument("--force", action="store_true", help="export even if nothing changed")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+
+    if args.checkpoints is not None and not args.checkpoints.is_dir():
+        parser.error(f"--checkpoints {args.checkpoints} is not a directory")
+    manifest = json.loads(args.manifest.read_text()) if args.manifest.is_file() else {}
+    fingerprint = code_fingerprint()
+    names = args.only or list(BUILDERS)
+    try:
+        for name in names:
+            spec = contract.by_name(name)
+            module = BUILDERS[name]().eval()
+            source = load_weights(module, name, args.checkpoints)
+            path = onnx_path(args.repository, name)
+            previous = manifest.get(name, {})
+            if (
+                not args.force
+                and path.is_file()
+                and previous.get("code") == fingerprint
+                and previous.get("weights_sha256") == source.sha256
+            ):
+                log.info("%s: up to date (%s weights)", name, source.kind)
+                continue
+            started = time.perf_counter()
+            export_onnx(module, spec, path, source)
+            worst = check_parity(module, spec, path)
+            log.info(
+                "%s: exported %s in %.1fs, %s weights, max |ONNX - PyTorch| = %.2e",
+                name, path, time.perf_counter() - started, source.kind, worst,
+            )
+            if source.is_demo:
+                log.warning("%s: DEMO WEIGHTS (seeded random): its scores mean nothing", name)
+            manifest[name] = {
+                "onnx": str(path),
+                "weights": source.kind,
+                "weights_path": source.path,
+                "weights_sha256": source.sha256,
+                "code": fingerprint,
+                "max_abs_diff": worst,
+            }
+    except CheckpointError as error:
+        log.error("%s", error)
+        return 2
+    finally:
+        args.manifest.parent.mkdir(parents=True, exist_ok=True)
+        args.manifest.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+
+    provenance = {
+        spec.name: (manifest[spec.name]["weights"], "" if manifest[spec.name]["weights"] == "demo" else manifest[spec.name]["weights_sha256"])
+        for spec in contract.DETECTORS
+        if spec.name in manifest
+    }
+    for path in write_detector_configs(args.repository, provenance):
+        log.info("wrote %s", path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,85 @@
+"""Run one ONNX model for a dynamic batch of Triton requests.
+
+This is the engine of the project's Python-based ``onnxruntime`` backend (see
+``triton_backends/onnxruntime/model.py``), kept free of Triton imports so unit
+tests can drive it: Triton merges requests, we concatenate their inputs, make
+one ONNX Runtime call and hand every request its own slice back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+
+@dataclass(frozen=True)
+class SessionSettings:
+    """What a model's ``config.pbtxt`` says about its ONNX Runtime session."""
+
+    intra_op_threads: int = 0  # 0: ONNX Runtime's default (one per core)
+    inter_op_threads: int = 1
+
+    @classmethod
+    def from_parameters(cls, parameters: Mapping[str, str]) -> "SessionSettings":
+        return cls(
+            intra_op_threads=int(parameters.get("intra_op_thread_count", 0)),
+            inter_op_threads=int(parameters.get("inter_op_thread_count", 1)),
+        )
+
+
+class OnnxRunner:
+    """One ONNX Runtime session and the batch bookkeeping around it."""
+
+    def __init__(self, path: Path, settings: SessionSettings) -> None:
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = settings.intra_op_threads
+        options.inter_op_num_threads = settings.inter_op_threads
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.input_names = [i.name for i in self.session.get_inputs()]
+        self.output_names = [o.name for o in self.session.get_outputs()]
+        self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
+
+    def check_signature(self, inputs: Sequence[str], outputs: Sequence[str]) -> None:
+        """Fail at load time if the config and the ONNX file disagree."""
+        if sorted(inputs) != sorted(self.input_names) or not set(outputs) <= set(self.output_names):
+            raise ValueError(
+                f"config declares inputs {sorted(inputs)} and outputs {sorted(outputs)}, "
+                f"the ONNX file has inputs {self.input_names} and outputs {self.output_names}"
+            )
+
+    def run_batch(
+        self, requests: Sequence[Mapping[str, np.ndarray]], outputs: Sequence[str]
+    ) -> list[dict[str, np.ndarray]]:
+        """Run every request's inputs as one batch; return one dict per request.
+
+        Each request's arrays have the request's own batch size as their first
+        dimension (Triton checked shapes and dtypes against the config).
+        """
+        if not requests:
+            return []
+        sizes = [len(next(iter(r.values()))) for r in requests]
+        feeds = {
+            name: requests[0][name] if len(requests) == 1 else np.concatenate([r[name] for r in requests])
+            for name in self.input_names
+        }
+        results = self.session.run(list(outputs), feeds)
+        bounds = np.cumsum(sizes)[:-1]
+        split = [np.split(result, bounds) for result in results]
+        return [{name: split[j][i] for j, name in enumerate(outputs)} for i in range(len(requests))]
+
+
+def non_finite_inputs(feed: Mapping[str, np.ndarray]) -> str | None:
+    """A client-facing message if any float input holds NaN or Inf, else None.
+
+    ONNX Runtime would carry them into NaN scores; a score must never be NaN,
+    so such a request is refused instead.
+    """
+    for name, array in feed.items():
+        if array.dtype.kind == "f" and not np.isfinite(array).all():
+            return f"{name}: contains NaN or Inf; every value must be a finite number"
+    return None
