@@ -137,7 +137,11 @@ def _calibrate_batchnorm(module: nn.Module, name: str, seed: int) -> None:
     for norm in norms:
         norm.reset_running_stats()
         norm.momentum = None  # cumulative average over the calibration batch
-    module.train()
+    # Only the norms train: dropout and EfficientNet's stochastic depth stay
+    # off, so calibration is a deterministic function of the seeded weights.
+    module.eval()
+    for norm in norms:
+        norm.train()
     with torch.no_grad():
         module(batch)
     module.eval()
@@ -156,6 +160,12 @@ def init_demo(module: nn.Module, name: str) -> WeightsSource:
                 sub.reset_parameters()
     finally:
         torch.random.set_rng_state(generator_state)
+    # The digest identifies the seeded parameters; BatchNorm calibration below
+    # is derived from them, up to float rounding that depends on thread count.
+    digest = hashlib.sha256(str(seed).encode())
+    for key, value in sorted(module.state_dict().items()):
+        digest.update(key.encode())
+        digest.update(value.detach().contiguous().numpy().tobytes())
     _calibrate_batchnorm(module, name, seed)
     for sub in module.modules():
         if isinstance(sub, FeatureScaler):
@@ -163,10 +173,6 @@ def init_demo(module: nn.Module, name: str) -> WeightsSource:
             high = torch.tensor([r[1] for r in FORENSIC_RANGES], dtype=torch.float32)
             sub.mean.copy_((low + high) / 2)
             sub.scale.copy_((high - low) / 4)
-    digest = hashlib.sha256()
-    for key, value in sorted(module.state_dict().items()):
-        digest.update(key.encode())
-        digest.update(value.detach().contiguous().numpy().tobytes())
     return WeightsSource(kind="demo", path=f"seed:{seed}", sha256=digest.hexdigest())
 
 

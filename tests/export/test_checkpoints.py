@@ -1,0 +1,94 @@
+"""Loading trained checkpoints: formats, strictness and the demo marking."""
+
+from __future__ import annotations
+
+import pickle
+
+import pytest
+
+torch = pytest.importorskip("torch", reason="export tests need the export extra (torch)")
+
+from safetensors.torch import save_file  # noqa: E402
+
+from deepfake_export.__main__ import main as export_main  # noqa: E402
+from deepfake_export.models import ForensicClassifier  # noqa: E402
+from deepfake_export.weights import CheckpointError, load_weights  # noqa: E402
+from deepfake_serving.model_configs import parse_pbtxt  # noqa: E402
+
+
+def trained_state() -> dict[str, torch.Tensor]:
+    torch.manual_seed(1)
+    module = ForensicClassifier()
+    module.scaler.mean.fill_(3.0)
+    return {k: v.clone() for k, v in module.state_dict().items()}
+
+
+def test_a_safetensors_checkpoint_is_loaded_and_recorded_as_trained(tmp_path):
+    save_file(trained_state(), tmp_path / "forensic_classifier.safetensors")
+    module = ForensicClassifier()
+    source = load_weights(module, "forensic_classifier", tmp_path)
+    assert source.kind == "trained" and not source.is_demo
+    assert torch.equal(module.scaler.mean, torch.full((12,), 3.0))
+
+
+def test_a_pt_checkpoint_is_loaded_with_weights_only(tmp_path):
+    torch.save(trained_state(), tmp_path / "forensic_classifier.pt")
+    source = load_weights(ForensicClassifier(), "forensic_classifier", tmp_path)
+    assert source.kind == "trained"
+
+
+class _Payload:
+    def __reduce__(self):
+        return (print, ("unpickled code ran",))
+
+
+def test_a_pickle_with_code_is_refused(tmp_path):
+    with (tmp_path / "forensic_classifier.pt").open("wb") as handle:
+        pickle.dump({"mlp.0.weight": _Payload()}, handle)
+    with pytest.raises(pickle.UnpicklingError):
+        load_weights(ForensicClassifier(), "forensic_classifier", tmp_path)
+
+
+def test_missing_and_mismatched_keys_are_named(tmp_path):
+    state = trained_state()
+    del state["mlp.0.bias"]
+    state["mlp.8.weight"] = torch.zeros(3, 32)
+    state["extra.weight"] = torch.zeros(1)
+    save_file(state, tmp_path / "forensic_classifier.safetensors")
+    with pytest.raises(CheckpointError) as caught:
+        load_weights(ForensicClassifier(), "forensic_classifier", tmp_path)
+    message = str(caught.value)
+    assert "missing keys: mlp.0.bias" in message
+    assert "unexpected keys: extra.weight" in message
+    assert "mlp.8.weight (checkpoint (3, 32), model (2, 32))" in message
+
+
+def test_a_missing_checkpoint_file_is_named(tmp_path):
+    with pytest.raises(CheckpointError, match=r"no checkpoint for forensic_classifier in .*forensic_classifier.safetensors"):
+        load_weights(ForensicClassifier(), "forensic_classifier", tmp_path)
+
+
+def test_export_with_checkpoints_marks_the_config_trained(tmp_path):
+    checkpoints = tmp_path / "ckpt"
+    checkpoints.mkdir()
+    save_file(trained_state(), checkpoints / "forensic_classifier.safetensors")
+    repository = tmp_path / "repo"
+    code = export_main(
+        ["--repository", str(repository), "--checkpoints", str(checkpoints),
+         "--manifest", str(tmp_path / "manifest.json"), "--only", "forensic_classifier"]
+    )
+    assert code == 0
+    config = parse_pbtxt(repository / "forensic_classifier" / "config.pbtxt")
+    assert config.parameters["weights"].string_value == "trained"
+    assert len(config.parameters["weights_sha256"].string_value) == 64
+    # The other detectors were not exported here: their configs stay demo.
+    assert parse_pbtxt(repository / "visual_detector" / "config.pbtxt").parameters["weights"].string_value == "demo"
+
+
+def test_export_without_a_needed_checkpoint_fails_with_its_name(tmp_path, caplog):
+    code = export_main(
+        ["--repository", str(tmp_path / "repo"), "--checkpoints", str(tmp_path),
+         "--manifest", str(tmp_path / "manifest.json"), "--only", "audio_detector"]
+    )
+    assert code == 2
+    assert "no checkpoint for audio_detector" in caplog.text

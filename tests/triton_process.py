@@ -1,0 +1,121 @@
+"""Run the real ``tritonserver`` as a child process for tests.
+
+Free ports and a private backend directory per server, so test sessions can
+run next to ``make serve`` and next to each other; the whole process group
+(Triton and its Python stubs) is torn down, even when a test fails.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from deepfake_serving.server import ServerOptions, TritonInstall, assemble_backends, server_env
+
+ROOT = Path(__file__).resolve().parents[1]
+MODEL_REPOSITORY = ROOT / "model_repository"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class TritonProcess:
+    """A started server; ``http_url``/``grpc_url`` are host:port strings."""
+
+    process: subprocess.Popen
+    options: ServerOptions
+    log_path: Path
+
+    @property
+    def http_url(self) -> str:
+        return f"127.0.0.1:{self.options.http_port}"
+
+    @property
+    def grpc_url(self) -> str:
+        return f"127.0.0.1:{self.options.grpc_port}"
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://127.0.0.1:{self.options.metrics_port}/metrics"
+
+    def log_tail(self, lines: int = 60) -> str:
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    def is_ready(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"http://{self.http_url}/v2/health/ready", timeout=2) as response:
+                return response.status == 200
+        except OSError:
+            return False
+
+    def wait_ready(self, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"tritonserver exited with {self.process.returncode}:\n{self.log_tail()}")
+            if self.is_ready():
+                return
+            time.sleep(0.5)
+        raise TimeoutError(f"tritonserver not ready after {timeout_s:.0f}s:\n{self.log_tail()}")
+
+    def stop(self, timeout_s: float = 60) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                pass
+        # Stubs outlive a killed server; clean the whole group either way.
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.process.wait(10)
+
+
+def start_triton(
+    workdir: Path,
+    repository: Path = MODEL_REPOSITORY,
+    extra: list[str] | None = None,
+    ready_timeout_s: float = 300,
+) -> TritonProcess:
+    """Start Triton on free ports and wait until every model is ready."""
+    install = TritonInstall.find()
+    workdir.mkdir(parents=True, exist_ok=True)
+    options = ServerOptions(
+        model_repository=repository,
+        backend_directory=assemble_backends(install, workdir / "backends"),
+        http_port=free_port(),
+        grpc_port=free_port(),
+        metrics_port=free_port(),
+        exit_timeout_s=10,
+        extra=list(extra or []),
+    )
+    log_path = workdir / "tritonserver.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            options.command(install),
+            env=server_env(install),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    server = TritonProcess(process, options, log_path)
+    try:
+        server.wait_ready(ready_timeout_s)
+    except BaseException:
+        server.stop()
+        raise
+    print(f"tritonserver ready: http {server.http_url}, grpc {server.grpc_url}, log {log_path}", file=sys.stderr)
+    return server
