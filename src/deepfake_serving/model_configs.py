@@ -54,7 +54,7 @@ class Batching:
 BATCHING: dict[str, Batching] = {
     "visual_detector": Batching(preferred_batch_sizes=(4,), max_queue_delay_us=2000),
     "forensic_classifier": Batching(preferred_batch_sizes=(16,), max_queue_delay_us=500),
-    "audio_detector": Batching(preferred_batch_sizes=(4,), max_queue_delay_us=2000),
+    "audio_detector": Batching(preferred_batch_sizes=(8,), max_queue_delay_us=2000),
     "temporal_analyzer": Batching(
         preferred_batch_sizes=(2,), max_queue_delay_us=1000, gpu_preferred_batch_sizes=(4,)
     ),
