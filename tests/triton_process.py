@@ -20,7 +20,8 @@ from pathlib import Path
 from deepfake_serving.server import ServerOptions, TritonInstall, assemble_backends, server_env
 
 ROOT = Path(__file__).resolve().parents[1]
-MODEL_REPOSITORY = ROOT / "model_repository"
+# Overridable so work in progress can be served from a scratch repository.
+MODEL_REPOSITORY = Path(os.environ.get("DEEPFAKE_MODEL_REPOSITORY", ROOT / "model_repository")).resolve()
 
 
 def free_port() -> int:

@@ -22,7 +22,7 @@ import deepfake_export
 import deepfake_serving.contract as contract
 from deepfake_export.models import BUILDERS
 from deepfake_export.onnx_export import check_parity, export_onnx
-from deepfake_export.weights import CheckpointError, WeightsSource, load_weights
+from deepfake_export.weights import CheckpointError, load_weights
 from deepfake_serving.model_configs import write_detector_configs
 
 log = logging.getLogger("deepfake_export")

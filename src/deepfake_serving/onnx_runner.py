@@ -24,7 +24,7 @@ class SessionSettings:
     inter_op_threads: int = 1
 
     @classmethod
-    def from_parameters(cls, parameters: Mapping[str, str]) -> "SessionSettings":
+    def from_parameters(cls, parameters: Mapping[str, str]) -> SessionSettings:
         return cls(
             intra_op_threads=int(parameters.get("intra_op_thread_count", 0)),
             inter_op_threads=int(parameters.get("inter_op_thread_count", 1)),
@@ -83,3 +83,14 @@ def non_finite_inputs(feed: Mapping[str, np.ndarray]) -> str | None:
         if array.dtype.kind == "f" and not np.isfinite(array).all():
             return f"{name}: contains NaN or Inf; every value must be a finite number"
     return None
+
+
+def onnx_callable(path: Path, threads: int = 1):
+    """An ONNX file as a plain ``f(x) -> list of outputs`` (MTCNN's stages)."""
+    runner = OnnxRunner(path, SessionSettings(intra_op_threads=threads))
+    name = runner.input_names[0]
+
+    def run(x: np.ndarray) -> list[np.ndarray]:
+        return runner.session.run(None, {name: np.ascontiguousarray(x, dtype=np.float32)})
+
+    return run

@@ -30,7 +30,7 @@ class TritonInstall:
     libs: Path  # .../site-packages/nvidia_pytriton.libs
 
     @classmethod
-    def find(cls) -> "TritonInstall":
+    def find(cls) -> TritonInstall:
         # find_spec does not import pytriton (its Python deps are not installed).
         spec = importlib.util.find_spec("pytriton")
         if spec is None or not spec.submodule_search_locations:

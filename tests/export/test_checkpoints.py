@@ -5,14 +5,12 @@ from __future__ import annotations
 import pickle
 
 import pytest
-
-torch = pytest.importorskip("torch", reason="export tests need the export extra (torch)")
-
-from safetensors.torch import save_file  # noqa: E402
-
+import torch  # noqa: E402
 from deepfake_export.__main__ import main as export_main  # noqa: E402
 from deepfake_export.models import ForensicClassifier  # noqa: E402
 from deepfake_export.weights import CheckpointError, load_weights  # noqa: E402
+from safetensors.torch import save_file  # noqa: E402
+
 from deepfake_serving.model_configs import parse_pbtxt  # noqa: E402
 
 

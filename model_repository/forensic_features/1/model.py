@@ -1,0 +1,21 @@
+"""forensic_features: the 12 features of spec section 4 for each face crop."""
+
+import numpy as np
+import triton_python_backend_utils as pb_utils
+
+from deepfake_serving.errors import RequestError
+from deepfake_serving.forensics import extract_batch
+from deepfake_serving.triton_python import respond
+
+
+class TritonPythonModel:
+    def execute(self, requests):
+        return respond(pb_utils, "forensic_features", requests, self._features)
+
+    def _features(self, request):
+        crops = pb_utils.get_input_tensor_by_name(request, "FACE_CROPS").as_numpy()
+        try:
+            features = extract_batch(crops)
+        except ValueError as error:
+            raise RequestError("FACE_CROPS", str(error)) from error
+        return {"FORENSIC_FEATURES": features.astype(np.float32)}

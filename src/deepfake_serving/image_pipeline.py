@@ -1,0 +1,89 @@
+"""Encoded image -> faces -> model inputs: the work of the ``face_detector`` model.
+
+Decode (with limits) -> MTCNN (its three ONNX stages in-process) -> keep the
+confident faces, largest first, at most ``max_faces`` -> crop each with a
+margin to 224x224 -> normalize for the visual detector. When no face is found
+the center crop of the whole image is scored instead, and the result says so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from deepfake_serving.faces import CROP_SIZE, center_crop, crop_face, normalize_for_visual, select_faces
+from deepfake_serving.imaging import decode_image
+from deepfake_serving.mtcnn import MTCNN
+from deepfake_serving.onnx_runner import onnx_callable
+
+
+@dataclass(frozen=True)
+class FaceSettings:
+    """The ``face_detector`` config parameters (see its config.pbtxt)."""
+
+    min_face_size: int = 40  # spec section 7
+    min_confidence: float = 0.9  # spec section 7
+    max_faces: int = 16
+    margin: float = 0.2
+    max_pixels: int = 40_000_000
+
+
+@dataclass(frozen=True)
+class DetectedFaces:
+    """One image's faces, ready for the visual detector and the forensic features.
+
+    When ``face_found`` is false there is exactly one row: the center crop of
+    the whole image, its box in ``boxes`` and confidence 0.
+    """
+
+    boxes: np.ndarray  # float32[n, 4]: x1, y1, x2, y2 in pixels of the oriented image
+    confidence: np.ndarray  # float32[n]
+    crops: np.ndarray  # uint8[n, 224, 224, 3] RGB
+    visual_input: np.ndarray  # float32[n, 3, 224, 224], spec section 3 normalization
+    face_found: bool
+    faces_dropped: int
+    image_size: tuple[int, int]  # (height, width)
+
+
+def center_box(height: int, width: int) -> np.ndarray:
+    """The box :func:`center_crop` takes: the largest centered square."""
+    side = min(height, width)
+    top, left = (height - side) // 2, (width - side) // 2
+    return np.array([[left, top, left + side, top + side]], dtype=np.float32)
+
+
+class FaceDetector:
+    """MTCNN over ONNX Runtime plus cropping; one per Triton model instance."""
+
+    def __init__(self, model_dir: Path, settings: FaceSettings, threads: int = 1) -> None:
+        self.settings = settings
+        nets = [onnx_callable(model_dir / f"{stage}.onnx", threads) for stage in ("pnet", "rnet", "onet")]
+        self.mtcnn = MTCNN(*nets, min_face_size=settings.min_face_size)
+
+    def detect_rgb(self, image: np.ndarray) -> DetectedFaces:
+        height, width = image.shape[:2]
+        boxes, probs = self.mtcnn.detect(image)
+        chosen = select_faces(
+            boxes, probs, min_confidence=self.settings.min_confidence, max_faces=self.settings.max_faces
+        )
+        if len(chosen.boxes):
+            crops = np.stack([crop_face(image, box, margin=self.settings.margin) for box in chosen.boxes])
+            boxes, confidence, found = chosen.boxes, chosen.probs, True
+        else:
+            crops = center_crop(image)[np.newaxis]
+            boxes, confidence, found = center_box(height, width), np.zeros(1, np.float32), False
+        assert crops.shape[1:] == (CROP_SIZE, CROP_SIZE, 3)
+        return DetectedFaces(
+            boxes=boxes.astype(np.float32),
+            confidence=confidence.astype(np.float32),
+            crops=crops,
+            visual_input=normalize_for_visual(crops),
+            face_found=found,
+            faces_dropped=chosen.dropped,
+            image_size=(height, width),
+        )
+
+    def detect(self, data: bytes, input_name: str = "IMAGE") -> DetectedFaces:
+        return self.detect_rgb(decode_image(data, max_pixels=self.settings.max_pixels, input_name=input_name))

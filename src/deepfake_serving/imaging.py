@@ -1,0 +1,129 @@
+"""Decoding untrusted image bytes into the RGB arrays the image pipeline uses.
+
+Every failure caused by the bytes themselves becomes a
+:class:`~deepfake_serving.errors.RequestError`, so a Python backend can answer
+that one request with ``INVALID_ARG`` and serve the rest of its batch.
+
+Decisions worth knowing:
+
+* Formats are restricted to :data:`ACCEPTED_FORMATS` (``Image.open(formats=...)``),
+  which also keeps Pillow's rarer, less-audited decoders out of reach.
+  MPO (multi-picture JPEG, as many phone cameras write) opens as JPEG.
+* The pixel limit is checked on the header's size before any pixel data is
+  decoded; Pillow's own ``DecompressionBombWarning`` is turned into an error
+  too (it fires inside ``Image.open``, before our check, for very large
+  headers). The warning filter is installed with ``warnings.catch_warnings``,
+  which is process-global state: fine for a Python backend's single thread.
+* Truncated files are errors, never grey-filled: decoding refuses to run if
+  something in the process set ``ImageFile.LOAD_TRUNCATED_IMAGES``.
+* Transparency is composited onto white (what a viewer shows on a white page);
+  dropping alpha would instead expose whatever colour the encoder left under
+  transparent pixels, often black or garbage.
+* High bit depths are scaled, not clipped: 16-bit greyscale by 255/65535;
+  32-bit integer greyscale (mode ``I``) is read as 16-bit data (the range PNG
+  and TIFF put there); float greyscale (``F``) is read as 0..1.
+* EXIF orientation is applied; unreadable EXIF is ignored rather than fatal,
+  because many real photos carry slightly broken metadata.
+* Animated images (GIF, APNG, WebP, multi-page TIFF): the first frame.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+
+import numpy as np
+from PIL import ExifTags, Image, ImageFile, ImageOps, UnidentifiedImageError
+
+from deepfake_serving.errors import RequestError
+
+ACCEPTED_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF", "TIFF")
+_ACCEPTED_TEXT = "JPEG, PNG, WebP, BMP, GIF, TIFF"
+_WHITE = (255, 255, 255)
+
+
+def decode_image(data: bytes, *, max_pixels: int = 40_000_000, input_name: str = "IMAGE") -> np.ndarray:
+    """Decode ``data`` into a C-contiguous HxWx3 uint8 RGB array.
+
+    Raises :class:`RequestError` for empty, unrecognised, unsupported,
+    truncated/corrupt or oversized images.
+    """
+    if ImageFile.LOAD_TRUNCATED_IMAGES:
+        raise RuntimeError("PIL.ImageFile.LOAD_TRUNCATED_IMAGES is set; truncated images would decode as grey")
+    if not data:
+        raise RequestError(input_name, f"empty; send an encoded image ({_ACCEPTED_TEXT})")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        im = _open(data, max_pixels, input_name)
+        try:
+            im.load()
+            return _to_rgb(_exif_transposed(im), input_name)
+        except (RequestError, MemoryError):
+            raise
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+            raise RequestError(input_name, f"image exceeds the limit of {max_pixels} pixels ({exc})") from exc
+        except Exception as exc:  # any decoder failure on bad bytes is the client's
+            raise RequestError(input_name, f"{im.format} image is truncated or corrupt ({exc})") from exc
+        finally:
+            im.close()
+
+
+def _open(data: bytes, max_pixels: int, input_name: str) -> Image.Image:
+    """Read the header only, and refuse images over the pixel limit."""
+    try:
+        im = Image.open(io.BytesIO(data), formats=list(ACCEPTED_FORMATS))
+    except UnidentifiedImageError as exc:
+        raise RequestError(input_name, f"not a recognised image; accepted formats: {_ACCEPTED_TEXT}") from exc
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise RequestError(input_name, f"image exceeds the limit of {max_pixels} pixels ({exc})") from exc
+    except Exception as exc:  # malformed headers raise anything from SyntaxError to struct.error
+        raise RequestError(input_name, f"corrupt image header ({exc}); accepted formats: {_ACCEPTED_TEXT}") from exc
+    width, height = im.size
+    if width * height > max_pixels:
+        im.close()
+        raise RequestError(
+            input_name, f"{width}x{height} pixels ({width * height}) exceeds the limit of {max_pixels} pixels"
+        )
+    if width == 0 or height == 0:
+        im.close()
+        raise RequestError(input_name, f"image has no pixels ({width}x{height})")
+    return im
+
+
+def _exif_transposed(im: Image.Image) -> Image.Image:
+    """Upright image per EXIF orientation; the image unchanged if EXIF is unreadable."""
+    try:
+        if im.getexif().get(ExifTags.Base.Orientation, 1) == 1:
+            return im  # exif_transpose would return a full copy
+        return ImageOps.exif_transpose(im)
+    except Exception:  # broken EXIF must not cost the user their request
+        return im
+
+
+def _to_rgb(im: Image.Image, input_name: str) -> np.ndarray:
+    """Convert any Pillow mode to 8-bit RGB (see the module docstring for the rules)."""
+    mode = im.mode
+    if mode.startswith("I;16") or mode == "I":
+        return _grey_to_rgb(np.asarray(im).astype(np.float64) * (255.0 / 65535.0))
+    if mode == "F":
+        return _grey_to_rgb(np.nan_to_num(np.asarray(im, dtype=np.float64)) * 255.0)
+    if mode == "P":
+        im = im.convert("RGBA" if "transparency" in im.info else "RGB")
+    elif mode in ("PA", "LA", "La", "RGBa", "RGBX"):
+        im = im.convert("RGBA" if mode != "RGBX" else "RGB")
+    elif mode not in ("RGB", "RGBA"):
+        try:
+            im = im.convert("RGB")
+        except ValueError as exc:
+            raise RequestError(input_name, f"unsupported colour mode {mode}") from exc
+    if im.mode == "RGBA":
+        background = Image.new("RGB", im.size, _WHITE)
+        background.paste(im, mask=im.getchannel("A"))
+        im = background
+    return np.ascontiguousarray(np.asarray(im, dtype=np.uint8))
+
+
+def _grey_to_rgb(values: np.ndarray) -> np.ndarray:
+    """Round greyscale values scaled to 0..255 into uint8 and replicate into three channels."""
+    grey = np.clip(np.rint(values), 0, 255).astype(np.uint8)
+    return np.ascontiguousarray(np.repeat(grey[:, :, None], 3, axis=2))

@@ -1,0 +1,241 @@
+"""detect_image end to end: encoded bytes in, faces and scores out, on the real server."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+import tritonclient.grpc as grpcclient
+import tritonclient.http as httpclient
+from PIL import Image
+from tritonclient.utils import InferenceServerException
+
+from deepfake_serving.forensics import extract_batch
+from deepfake_serving.image_pipeline import FaceDetector, FaceSettings, center_box
+from deepfake_serving.onnx_runner import OnnxRunner, SessionSettings
+from tests import media
+from tests.triton_process import MODEL_REPOSITORY
+
+pytestmark = pytest.mark.server
+
+OUTPUTS = [
+    "FACE_BOXES", "FACE_CONFIDENCE", "VISUAL_FAKE_PROB", "FORENSIC_FAKE_PROB",
+    "FORENSIC_FEATURES", "FAKE_PROB", "FACE_FOUND", "FACES_DROPPED", "DEMO_WEIGHTS",
+]
+
+
+def detect(client: grpcclient.InferenceServerClient, data: bytes) -> dict[str, np.ndarray]:
+    tensor = grpcclient.InferInput("IMAGE", [1], "BYTES")
+    tensor.set_data_from_numpy(np.array([data], dtype=object))
+    result = client.infer("detect_image", [tensor], outputs=[grpcclient.InferRequestedOutput(n) for n in OUTPUTS])
+    return {name: result.as_numpy(name) for name in OUTPUTS}
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> float:
+    x1, y1 = max(a[0], b[0]), max(a[1], b[1])
+    x2, y2 = min(a[2], b[2]), min(a[3], b[3])
+    inter = max(0.0, x2 - x1) * max(0.0, y2 - y1)
+    area = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / area
+
+
+def assert_matches_oracle(boxes: np.ndarray, image: np.ndarray) -> None:
+    from tests.unit.facenet_oracle import oracle_detect
+
+    expected, probs = oracle_detect(image)
+    expected = expected[probs > 0.9]
+    assert len(boxes) == len(expected)
+    for box in boxes:
+        assert max(iou(box, e) for e in expected) >= 0.9
+
+
+def assert_well_formed(out: dict[str, np.ndarray]) -> int:
+    n = len(out["FACE_BOXES"])
+    assert n >= 1
+    assert out["FACE_BOXES"].shape == (n, 4) and out["FORENSIC_FEATURES"].shape == (n, 12)
+    for name in ("FACE_CONFIDENCE", "VISUAL_FAKE_PROB", "FORENSIC_FAKE_PROB"):
+        assert out[name].shape == (n,)
+    for name in ("VISUAL_FAKE_PROB", "FORENSIC_FAKE_PROB", "FAKE_PROB"):
+        assert np.all((out[name] >= 0) & (out[name] <= 1)), name
+    assert np.isfinite(out["FORENSIC_FEATURES"]).all()
+    assert out["DEMO_WEIGHTS"].tolist() == [True]
+    return n
+
+
+def test_astronaut_has_one_face_matching_facenet(grpc_client):
+    image = media.astronaut()
+    out = detect(grpc_client, media.encode(image, "PNG"))
+    assert assert_well_formed(out) == 1
+    assert out["FACE_FOUND"].tolist() == [True] and out["FACES_DROPPED"].tolist() == [0]
+    assert out["FACE_CONFIDENCE"][0] > 0.9
+    assert_matches_oracle(out["FACE_BOXES"], image)
+
+
+def test_scores_equal_the_in_process_pipeline(grpc_client):
+    """The server's numbers are the library's numbers: same crops, same models."""
+    data = media.encode(media.astronaut(), "PNG")
+    out = detect(grpc_client, data)
+    faces = FaceDetector(MODEL_REPOSITORY / "face_detector" / "1", FaceSettings()).detect(data)
+    np.testing.assert_allclose(out["FACE_BOXES"], faces.boxes, atol=1e-3)
+    features = extract_batch(faces.crops).astype(np.float32)
+    np.testing.assert_allclose(out["FORENSIC_FEATURES"], features, rtol=1e-5)
+    visual = OnnxRunner(MODEL_REPOSITORY / "visual_detector" / "1" / "model.onnx", SessionSettings(2))
+    expected_visual = visual.run_batch([{"input": faces.visual_input}], ["output"])[0]["output"][:, 1]
+    np.testing.assert_allclose(out["VISUAL_FAKE_PROB"], expected_visual, atol=1e-5)
+    fused = 0.7 * out["VISUAL_FAKE_PROB"] + 0.3 * out["FORENSIC_FAKE_PROB"]
+    np.testing.assert_allclose(out["FAKE_PROB"], [fused.max()], atol=1e-6)
+
+
+def test_a_2x2_grid_has_four_faces_matching_facenet(grpc_client):
+    image = media.grid_2x2(media.astronaut())
+    out = detect(grpc_client, media.encode(image, "JPEG", quality=95))
+    assert assert_well_formed(out) == 4
+    assert_matches_oracle(out["FACE_BOXES"], image)
+    areas = (out["FACE_BOXES"][:, 2] - out["FACE_BOXES"][:, 0]) * (out["FACE_BOXES"][:, 3] - out["FACE_BOXES"][:, 1])
+    assert list(areas) == sorted(areas, reverse=True)
+
+
+def test_an_image_without_faces_is_scored_whole_and_says_so(grpc_client):
+    image = media.no_face_photo()
+    out = detect(grpc_client, media.encode(image, "JPEG"))
+    assert assert_well_formed(out) == 1
+    assert out["FACE_FOUND"].tolist() == [False]
+    assert out["FACE_CONFIDENCE"].tolist() == [0.0]
+    np.testing.assert_array_equal(out["FACE_BOXES"], center_box(*image.shape[:2]))
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "BMP", "GIF", "TIFF"])
+def test_every_accepted_format_finds_the_face(grpc_client, fmt):
+    image = Image.fromarray(media.astronaut())
+    if fmt == "GIF":
+        image = image.quantize(256)
+    out = detect(grpc_client, media.encode(image, fmt))
+    assert out["FACE_FOUND"].tolist() == [True] and len(out["FACE_BOXES"]) == 1
+
+
+def test_exif_orientation_is_applied_before_detection(grpc_client):
+    image = media.astronaut()
+    # Stored rotated; EXIF orientation 6 says "rotate 90 degrees clockwise to view".
+    stored = Image.fromarray(np.rot90(image, k=1).copy())
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    out = detect(grpc_client, media.encode(stored, "JPEG", quality=95, exif=exif.tobytes()))
+    assert out["FACE_FOUND"].tolist() == [True]
+    assert_matches_oracle(out["FACE_BOXES"], image)
+
+
+@pytest.mark.parametrize("mode", ["L", "RGBA", "CMYK", "P", "I;16"])
+def test_other_pixel_formats_are_converted(grpc_client, mode):
+    image = Image.fromarray(media.astronaut())
+    if mode == "I;16":
+        converted = Image.fromarray(np.asarray(image.convert("L")).astype(np.uint16) * 257)
+        fmt = "PNG"
+    else:
+        converted = image.convert(mode)
+        fmt = "JPEG" if mode == "CMYK" else "PNG"
+    out = detect(grpc_client, media.encode(converted, fmt))
+    assert_well_formed(out)
+    assert out["FACE_FOUND"].tolist() == [True]
+
+
+def _bomb() -> bytes:
+    """A small PNG whose header declares 30000x30000 pixels (900 MP)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    header = struct.pack(">IIBBBBB", 30000, 30000, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 1000)) + chunk(b"IEND", b"")
+
+
+BAD_IMAGES = {
+    "empty": (b"", "empty"),
+    "text": (b"hello, this is not an image at all", "not a recognised image; accepted formats: jpeg, png"),
+    "truncated_jpeg": (None, "truncated"),
+    "too_many_pixels": (None, "exceeds the limit"),
+    "unsupported_format": (None, "accepted formats"),
+}
+
+
+def bad_payload(kind: str) -> bytes:
+    if kind == "truncated_jpeg":
+        data = media.encode(media.astronaut(), "JPEG")
+        return data[: len(data) // 2]
+    if kind == "too_many_pixels":
+        return _bomb()
+    if kind == "unsupported_format":
+        return media.encode(Image.fromarray(media.astronaut()).resize((64, 64)), "ICO")
+    return BAD_IMAGES[kind][0]
+
+
+@pytest.mark.parametrize("kind", list(BAD_IMAGES))
+def test_bad_images_get_a_clear_error(grpc_client, kind):
+    with pytest.raises(InferenceServerException) as caught:
+        detect(grpc_client, bad_payload(kind))
+    message = caught.value.message()
+    assert "IMAGE:" in message and BAD_IMAGES[kind][1] in message.lower(), message
+    assert "Traceback" not in message
+    assert caught.value.status() == "StatusCode.INVALID_ARGUMENT"
+
+
+def test_bad_requests_do_not_disturb_good_ones_in_flight(triton):
+    good = media.encode(media.astronaut(), "JPEG")
+    failures: list[str] = []
+    successes: list[float] = []
+
+    def call(data: bytes) -> None:
+        client = grpcclient.InferenceServerClient(triton.grpc_url)
+        try:
+            successes.append(float(detect(client, data)["FAKE_PROB"][0]))
+        except InferenceServerException as error:
+            failures.append(error.message())
+        finally:
+            client.close()
+
+    payloads = [good if i % 2 == 0 else bad_payload("text") for i in range(8)]
+    threads = [threading.Thread(target=call, args=(p,)) for p in payloads]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(successes) == 4 and len(set(successes)) == 1
+    assert len(failures) == 4 and all("IMAGE:" in f for f in failures)
+
+
+def test_http_gives_the_same_answer_as_grpc(grpc_client, http_client):
+    data = media.encode(media.astronaut(), "JPEG")
+    tensor = httpclient.InferInput("IMAGE", [1], "BYTES")
+    tensor.set_data_from_numpy(np.array([data], dtype=object), binary_data=True)
+    result = http_client.infer("detect_image", [tensor])
+    np.testing.assert_allclose(result.as_numpy("FAKE_PROB"), detect(grpc_client, data)["FAKE_PROB"], atol=1e-6)
+
+
+def test_concurrent_images_are_batched_in_the_detectors(triton, grpc_client):
+    def stats(name: str) -> tuple[int, int]:
+        s = grpc_client.get_inference_statistics(name, as_json=True)["model_stats"][0]
+        return int(s.get("inference_count", 0)), int(s.get("execution_count", 0))
+
+    before = {name: stats(name) for name in ("visual_detector", "forensic_classifier")}
+    grid = media.encode(media.grid_2x2(media.astronaut()), "JPEG")
+
+    def worker() -> None:
+        client = grpcclient.InferenceServerClient(triton.grpc_url)
+        try:
+            for _ in range(2):
+                detect(client, grid)
+        finally:
+            client.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for name, (inferences0, executions0) in before.items():
+        inferences1, executions1 = stats(name)
+        inferences, executions = inferences1 - inferences0, executions1 - executions0
+        assert inferences == 16 * 2 * 4, name  # four faces per image
+        assert executions < inferences, f"{name}: {executions} executions for {inferences} inferences"
