@@ -10,7 +10,7 @@ GRPC_PORT ?= 8001
 METRICS_PORT ?= 8002
 PYTEST_ARGS ?=
 
-.PHONY: help venv export serve test lint unit clean
+.PHONY: help venv export serve test lint unit clean perf-tools
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -44,6 +44,11 @@ unit: venv  ## only the tests that need no server
 
 lint: venv  ## ruff
 	$(VENV)/bin/ruff check src export tests client perf
+
+# perf_analyzer needs libb64 from Debian and libcudart from PyPI (RUNTIME.md).
+perf-tools: venv  ## install what perf_analyzer needs
+	@ldconfig -p | grep -q libb64.so.0d || { apt-get update -qq && apt-get install -y -qq libb64-0d; }
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[perf]"
 
 clean:  ## remove generated artifacts (keeps .venv)
 	rm -rf build $(REPO)/*/1/*.onnx

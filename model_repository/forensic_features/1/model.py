@@ -1,14 +1,19 @@
 """forensic_features: the 12 features of spec section 4 for each face crop."""
 
+import cv2
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
 from deepfake_serving.errors import RequestError
 from deepfake_serving.forensics import extract_batch
-from deepfake_serving.triton_python import respond
+from deepfake_serving.triton_python import model_parameters, respond
 
 
 class TritonPythonModel:
+    def initialize(self, args):
+        # The denoise barely scales past one thread; instances scale instead.
+        cv2.setNumThreads(int(model_parameters(args)["opencv_threads"]))
+
     def execute(self, requests):
         return respond(pb_utils, "forensic_features", requests, self._features)
 
