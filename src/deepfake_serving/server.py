@@ -12,12 +12,14 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
+import secrets
 import shutil
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import deepfake_serving
+from deepfake_serving.server_flags import ADMIN_HEADER, ADMIN_KEY_ENV, GRPC_ADMIN_METADATA, local_flags
 
 BACKENDS_SOURCE = Path(deepfake_serving.__file__).parent / "triton_backends"
 
@@ -128,6 +130,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("extra", nargs="*", help="further tritonserver flags (after --)")
     args = parser.parse_args(argv)
     install = TritonInstall.find()
+    # Admin APIs (repository, config, shared memory, logging, trace) need a
+    # header secret, as in production; without one set, a fresh random key.
+    admin_key = os.environ.get(ADMIN_KEY_ENV) or secrets.token_urlsafe(18)
     options = ServerOptions(
         model_repository=args.model_repository.resolve(),
         backend_directory=assemble_backends(install, args.backend_directory.resolve()),
@@ -135,14 +140,16 @@ def main(argv: list[str] | None = None) -> int:
         grpc_port=args.grpc_port,
         metrics_port=args.metrics_port,
         log_verbose=args.log_verbose,
-        extra=args.extra,
+        extra=[*local_flags(admin_key), *args.extra],
     )
     command = options.command(install)
     print(
         f"Triton {install.binary}\n"
         f"  HTTP    http://{options.address}:{options.http_port}  (health: /v2/health/ready)\n"
         f"  gRPC    {options.address}:{options.grpc_port}\n"
-        f"  metrics http://{options.address}:{options.metrics_port}/metrics",
+        f"  metrics http://{options.address}:{options.metrics_port}/metrics\n"
+        f"  admin APIs need the header {ADMIN_HEADER}: {admin_key}"
+        f" (gRPC metadata {GRPC_ADMIN_METADATA}; set {ADMIN_KEY_ENV} to choose it)",
         flush=True,
     )
     if shutil.which(command[0]) is None and not Path(command[0]).exists():

@@ -1,0 +1,109 @@
+"""The production ``tritonserver`` command line, defined once.
+
+``docker-compose.yml`` and the Kubernetes manifests under ``deploy/k8s`` carry
+these flags literally (an operator reads them there, and neither format can
+import Python); ``deploy/render_flags.py`` prints them in each file's syntax
+and ``tests/deploy/test_flags.py`` fails when a file drifts from this module.
+
+The admin-API header secret is never in the flags themselves: they carry a
+placeholder that the runtime expands from the environment (``$(VAR)`` in a
+Kubernetes container's args, ``${VAR}`` in compose), filled from a Kubernetes
+Secret or the operator's environment.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+#: Triton's default ports; every manifest names them ``http``, ``grpc``, ``metrics``.
+PORTS: dict[str, int] = {"http": 8000, "grpc": 8001, "metrics": 8002}
+
+#: Where the model repository is mounted in the container.
+MODEL_REPOSITORY = "/models"
+
+#: Seconds Triton waits for in-flight requests after SIGTERM. Kubernetes'
+#: terminationGracePeriodSeconds must exceed PRESTOP_SLEEP_S + this.
+EXIT_TIMEOUT_S = 30
+
+#: Seconds the preStop hook sleeps so endpoints controllers and client-side
+#: balancers drop the pod before Triton stops accepting requests.
+PRESTOP_SLEEP_S = 10
+
+#: terminationGracePeriodSeconds: preStop + drain + a margin for the stubs to exit.
+TERMINATION_GRACE_S = PRESTOP_SLEEP_S + EXIT_TIMEOUT_S + 20
+
+#: The HTTP header (and gRPC metadata key) that unlocks the admin APIs.
+ADMIN_HEADER = "triton-admin-key"
+
+#: gRPC clients send it as this metadata key: Triton prefixes the configured key
+#: with "triton-grpc-protocol-" (verified on 2.51: tests/deploy/test_flags.py).
+GRPC_ADMIN_METADATA = f"triton-grpc-protocol-{ADMIN_HEADER}"
+
+#: The environment variable that holds its value (from the Secret).
+ADMIN_KEY_ENV = "TRITON_ADMIN_KEY"
+
+#: APIs an inference client never needs: repository control, config and
+#: shared-memory registration, log and trace settings. Health, metadata,
+#: inference and statistics stay open. The names are the same for HTTP and gRPC
+#: (checked against Triton 2.51's binary and by tests/deploy/test_flags.py).
+RESTRICTED_APIS: tuple[str, ...] = ("model-repository", "model-config", "shared-memory", "logging", "trace")
+
+#: Selects ``configs/gpu.pbtxt`` (GPU instances, TensorRT accelerator); models
+#: without that file fall back to ``config.pbtxt``.
+GPU_CONFIG_NAME = "gpu"
+
+
+@dataclass(frozen=True)
+class FlagOptions:
+    """What differs between the places the flags are used."""
+
+    gpu: bool
+    #: How the admin key reaches the command line: "$(TRITON_ADMIN_KEY)" for
+    #: Kubernetes, "${TRITON_ADMIN_KEY}" for compose, the key itself in tests.
+    admin_key: str
+    model_repository: str = MODEL_REPOSITORY
+
+
+def restricted(apis: tuple[str, ...], admin_key: str) -> str:
+    """Triton's ``<api>,<api>:<header>=<value>`` syntax."""
+    return f"{','.join(apis)}:{ADMIN_HEADER}={admin_key}"
+
+
+def production_flags(options: FlagOptions) -> list[str]:
+    """Every flag of the production server, in a stable order."""
+    flags = [
+        f"--model-repository={options.model_repository}",
+        # The repository is fixed at start: no load/unload through the API.
+        "--model-control-mode=none",
+        # Ready only when every model is; a model that fails to load stops the server.
+        "--strict-readiness=true",
+        "--exit-on-error=true",
+        # Configs are complete and generated; Triton must not guess anything.
+        "--disable-auto-complete-config",
+        f"--exit-timeout-secs={EXIT_TIMEOUT_S}",
+        f"--http-port={PORTS['http']}",
+        f"--grpc-port={PORTS['grpc']}",
+        f"--metrics-port={PORTS['metrics']}",
+        # Endpoints this deployment does not use stay off.
+        "--allow-sagemaker=false",
+        "--allow-vertex-ai=false",
+        f"--http-restricted-api={restricted(RESTRICTED_APIS, options.admin_key)}",
+        f"--grpc-restricted-protocol={restricted(RESTRICTED_APIS, options.admin_key)}",
+        "--log-format=ISO8601",
+    ]
+    if options.gpu:
+        flags += [f"--model-config-name={GPU_CONFIG_NAME}", "--allow-gpu-metrics=true"]
+    return flags
+
+
+def local_flags(admin_key: str) -> list[str]:
+    """The production flags the local 2.51 server (``make serve``) can take on top of
+    :class:`deepfake_serving.server.ServerOptions`, which already sets the
+    repository, ports, addresses, readiness and exit timeout itself."""
+    owned = ("--model-repository=", "--http-port=", "--grpc-port=", "--metrics-port=", "--exit-timeout-secs=",
+             "--strict-readiness=", "--disable-auto-complete-config")
+    return [f for f in production_flags(FlagOptions(gpu=False, admin_key=admin_key)) if not f.startswith(owned)]
+
+
+K8S_ADMIN_KEY = f"$({ADMIN_KEY_ENV})"
+COMPOSE_ADMIN_KEY = f"${{{ADMIN_KEY_ENV}:?set {ADMIN_KEY_ENV} (see deploy/README.md)}}"

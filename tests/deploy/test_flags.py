@@ -1,0 +1,74 @@
+"""The production flags agree across server_flags.py, compose and both overlays,
+and the local Triton 2.51 accepts the ones it supports, restricting what they say."""
+
+from __future__ import annotations
+
+import urllib.error
+import urllib.request
+
+import pytest
+
+from deepfake_serving import server_flags
+from deepfake_serving.server_flags import FlagOptions, production_flags
+from tests.triton_process import start_triton
+
+
+def test_compose_and_every_overlay_carry_exactly_the_production_flags(render_flags, kubectl):
+    assert render_flags.actual(kubectl) == render_flags.expected()
+
+
+def test_gpu_flags_add_only_the_gpu_config_and_metrics():
+    cpu = production_flags(FlagOptions(gpu=False, admin_key="k"))
+    gpu = production_flags(FlagOptions(gpu=True, admin_key="k"))
+    assert gpu[: len(cpu)] == cpu
+    assert gpu[len(cpu):] == ["--model-config-name=gpu", "--allow-gpu-metrics=true"]
+
+
+def test_the_restricted_api_flag_uses_tritons_syntax():
+    flag = server_flags.restricted(("logging", "trace"), "s3cret")
+    assert flag == "logging,trace:triton-admin-key=s3cret"
+
+
+@pytest.fixture(scope="module")
+def production_server(tmp_path_factory):
+    server = start_triton(tmp_path_factory.mktemp("triton-prod"), extra=server_flags.local_flags("test-key"),
+                          ready_timeout_s=120)
+    yield server
+    server.stop()
+
+
+def status(url: str, headers: dict[str, str] | None = None, data: bytes | None = None) -> int:
+    request = urllib.request.Request(url, headers=headers or {}, data=data)
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+@pytest.mark.server
+def test_the_local_server_accepts_the_flags_and_restricts_the_admin_apis(production_server):
+    base = f"http://{production_server.http_url}"
+    key = {server_flags.ADMIN_HEADER: "test-key"}
+    assert status(f"{base}/v2/health/ready") == 200
+    assert status(f"{base}/v2/models/visual_detector") == 200  # metadata stays open
+    assert status(f"{base}/v2/models/visual_detector/stats") == 200  # statistics too
+    for path, data in (("/v2/repository/index", b"{}"), ("/v2/models/visual_detector/config", None), ("/v2/logging", None)):
+        assert status(base + path, data=data) == 403, path
+        assert status(base + path, key, data) == 200, path
+    assert status(f"{base}/v2/repository/index", {server_flags.ADMIN_HEADER: "wrong"}, b"{}") == 403
+
+
+@pytest.mark.server
+def test_grpc_restricts_the_same_protocols(production_server):
+    import tritonclient.grpc as grpcclient
+    from tritonclient.utils import InferenceServerException
+
+    client = grpcclient.InferenceServerClient(production_server.grpc_url)
+    try:
+        assert client.is_server_ready()
+        with pytest.raises(InferenceServerException, match="restricted"):
+            client.get_model_repository_index()
+        assert client.get_model_repository_index(headers={server_flags.GRPC_ADMIN_METADATA: "test-key"}) is not None
+    finally:
+        client.close()

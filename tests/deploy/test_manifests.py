@@ -1,0 +1,150 @@
+"""Every kustomization renders with kubectl's built-in kustomize and validates
+against the Kubernetes 1.37 schemas (kubernetes-validate, strict: unknown fields fail)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from deepfake_serving import server_flags
+from tests.deploy.conftest import K8S, KUSTOMIZATIONS, ROOT
+
+kubernetes_validate = pytest.importorskip("kubernetes_validate")
+K8S_VERSION = "1.37.0"
+
+
+def render(kubectl: str, path: Path) -> list[dict]:
+    import subprocess
+
+    out = subprocess.run([kubectl, "kustomize", str(path)], check=True, capture_output=True, text=True).stdout
+    return [d for d in yaml.safe_load_all(out) if d]
+
+
+@pytest.fixture(scope="module")
+def rendered(kubectl: str) -> dict[str, list[dict]]:
+    return {str(p.relative_to(K8S)): render(kubectl, p) for p in KUSTOMIZATIONS}
+
+
+def kinds(docs: list[dict]) -> dict[str, dict]:
+    return {f"{d['kind']}/{d['metadata']['name']}": d for d in docs}
+
+
+def validate_crd(doc: dict) -> None:
+    """No schema is bundled for CRDs: check the fields the Prometheus Operator needs."""
+    assert doc["apiVersion"] == "monitoring.coreos.com/v1" and doc["kind"] == "ServiceMonitor"
+    spec = doc["spec"]
+    assert spec["selector"]["matchLabels"]
+    for endpoint in spec["endpoints"]:
+        assert endpoint["port"] == "metrics" and endpoint["path"] == "/metrics"
+
+
+def test_every_kustomization_renders_and_validates_against_the_kubernetes_schemas(rendered):
+    for name, docs in rendered.items():
+        assert docs, name
+        for doc in docs:
+            try:
+                kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
+            except kubernetes_validate.SchemaNotFoundError:
+                validate_crd(doc)
+
+
+def test_the_admin_secret_example_validates_and_is_not_applied(rendered):
+    example = yaml.safe_load((K8S / "base" / "admin-secret.example.yaml").read_text())
+    kubernetes_validate.validate(example, K8S_VERSION, strict=True)
+    for docs in rendered.values():
+        assert not [d for d in docs if d["kind"] == "Secret"]
+
+
+def test_the_s3_component_renders_and_validates(kubectl, tmp_path):
+    overlay = tmp_path / "overlay"
+    overlay.mkdir()
+    shutil.copytree(K8S, tmp_path / "k8s")
+    (tmp_path / "k8s" / "overlays" / "s3").mkdir()
+    (tmp_path / "k8s" / "overlays" / "s3" / "kustomization.yaml").write_text(
+        "resources: [../gpu]\ncomponents: [../../components/s3-models]\n"
+    )
+    docs = render(kubectl, tmp_path / "k8s" / "overlays" / "s3")
+    for doc in docs:
+        if doc["kind"] != "ServiceMonitor":
+            kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
+    found = kinds(docs)
+    assert "PersistentVolumeClaim/deepfake-models" not in found
+    pod = found["Deployment/triton"]["spec"]["template"]["spec"]
+    assert pod["initContainers"][0]["image"].startswith("amazon/aws-cli:")
+    assert "model-source" not in {v["name"] for v in pod["volumes"]}
+
+
+@pytest.mark.parametrize("overlay", ["overlays/gpu", "overlays/cpu"])
+def test_the_pod_is_hardened_and_drains_before_it_is_killed(rendered, overlay):
+    pod = kinds(rendered[overlay])["Deployment/triton"]["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    for container in pod["containers"] + pod["initContainers"]:
+        sc = container["securityContext"]
+        assert sc["readOnlyRootFilesystem"] is True and sc["allowPrivilegeEscalation"] is False
+        assert sc["capabilities"]["drop"] == ["ALL"]
+        assert container["resources"]["requests"] and container["resources"]["limits"]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes["dshm"]["emptyDir"]["medium"] == "Memory"
+    (triton,) = pod["containers"]
+    mounts = {m["mountPath"]: m["name"] for m in triton["volumeMounts"]}
+    assert mounts["/dev/shm"] == "dshm" and mounts["/tmp"] == "tmp"
+    assert "emptyDir" in volumes[mounts["/tmp"]]
+    prestop = triton["lifecycle"]["preStop"]["sleep"]["seconds"]
+    assert prestop == server_flags.PRESTOP_SLEEP_S
+    assert pod["terminationGracePeriodSeconds"] > prestop + server_flags.EXIT_TIMEOUT_S
+    env = {e["name"]: e for e in triton["env"]}
+    assert env[server_flags.ADMIN_KEY_ENV]["valueFrom"]["secretKeyRef"]["name"] == "triton-admin-key"
+
+
+def test_the_gpu_overlay_asks_for_a_gpu_node_and_the_cpu_overlay_does_not(rendered):
+    gpu = kinds(rendered["overlays/gpu"])
+    pod = gpu["Deployment/triton"]["spec"]["template"]["spec"]
+    assert pod["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == 1
+    assert pod["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
+    assert {t["key"] for t in pod["tolerations"]} == {"nvidia.com/gpu"}
+    assert gpu["Job/export-models"]["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == 1
+    cpu = kinds(rendered["overlays/cpu"])
+    assert "nvidia.com/gpu" not in str(cpu)
+
+
+def test_the_startup_budget_covers_model_load_with_a_wide_margin(rendered):
+    # Measured local load: ~5 s (deploy/README.md); GPU adds TensorRT engine builds.
+    for overlay, at_least_s in (("overlays/cpu", 120), ("overlays/gpu", 600)):
+        probe = kinds(rendered[overlay])["Deployment/triton"]["spec"]["template"]["spec"]["containers"][0]["startupProbe"]
+        assert probe["periodSeconds"] * probe["failureThreshold"] >= at_least_s, overlay
+
+
+def test_services_hpa_pdb_and_network_policy_fit_together(rendered):
+    found = kinds(rendered["overlays/gpu"])
+    http, grpc = found["Service/triton"], found["Service/triton-grpc"]
+    assert http["spec"]["type"] == "ClusterIP" and grpc["spec"]["clusterIP"] == "None"
+    assert {p["name"] for p in http["spec"]["ports"]} == {"http", "metrics"}
+    assert {p["name"] for p in grpc["spec"]["ports"]} == {"grpc"}
+    labels = found["Deployment/triton"]["spec"]["template"]["metadata"]["labels"]
+    for doc in (found["PodDisruptionBudget/triton"], found["NetworkPolicy/triton"]):
+        selector = doc["spec"]["selector" if doc["kind"] == "PodDisruptionBudget" else "podSelector"]["matchLabels"]
+        assert selector.items() <= labels.items()
+    hpa = found["HorizontalPodAutoscaler/triton"]["spec"]
+    assert hpa["scaleTargetRef"]["name"] == "triton"
+    metric = hpa["metrics"][0]["pods"]["metric"]["name"]
+    rules = kinds(rendered["monitoring"])["ConfigMap/deepfake-adapter-rules"]["data"]["config.yaml"]
+    assert yaml.safe_load(rules)["rules"][0]["name"]["as"] == metric
+    assert found["ServiceMonitor/triton"]["spec"]["selector"]["matchLabels"].items() <= http["metadata"]["labels"].items()
+
+
+def test_every_image_is_pinned(rendered):
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    images = [s["image"] for s in compose["services"].values()]
+    for docs in rendered.values():
+        for doc in docs:
+            pod = doc.get("spec", {}).get("template", {}).get("spec", {})
+            images += [c["image"] for c in pod.get("containers", []) + pod.get("initContainers", [])]
+    for line in (ROOT / "Dockerfile").read_text().splitlines() + (ROOT / "Dockerfile.export").read_text().splitlines():
+        if line.startswith("ARG ") and "_IMAGE=" in line:
+            images.append(line.split("=", 1)[1])
+    for image in images:
+        tag = image.rsplit(":", 1)[1] if ":" in image.rsplit("/", 1)[-1] else ""
+        assert tag and tag != "latest", image

@@ -1,0 +1,61 @@
+"""Probe paths and port names in the manifests, checked against a running server.
+
+The local server listens on free ports, so paths are checked there and the
+manifests' port numbers against Triton's defaults (server_flags.PORTS)."""
+
+from __future__ import annotations
+
+import urllib.request
+
+import pytest
+import yaml
+
+from deepfake_serving import server_flags
+from tests.deploy.conftest import K8S, ROOT
+from tests.deploy.test_manifests import kinds, render
+
+pytestmark = pytest.mark.server
+
+
+def get(url: str) -> tuple[int, str]:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return response.status, response.read().decode()
+
+
+def local_port(triton, name: str) -> int:
+    return {"http": triton.options.http_port, "grpc": triton.options.grpc_port, "metrics": triton.options.metrics_port}[name]
+
+
+@pytest.mark.parametrize("overlay", ["gpu", "cpu"])
+def test_every_probe_path_answers_200_on_the_port_it_names(triton, kubectl, overlay):
+    deployment = kinds(render(kubectl, K8S / "overlays" / overlay))["Deployment/triton"]
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports == server_flags.PORTS
+    probes = {k: container[k]["httpGet"] for k in ("startupProbe", "readinessProbe", "livenessProbe")}
+    assert probes["readinessProbe"]["path"] == "/v2/health/ready"
+    assert probes["livenessProbe"]["path"] == "/v2/health/live"
+    for probe in probes.values():
+        assert probe["port"] in ports  # a named port, not a number
+        status, _ = get(f"http://127.0.0.1:{local_port(triton, probe['port'])}{probe['path']}")
+        assert status == 200
+
+
+def test_the_image_healthcheck_and_compose_use_the_same_ports_and_path(triton):
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert f"127.0.0.1:{server_flags.PORTS['http']}/v2/health/ready" in dockerfile
+    status, _ = get(f"http://{triton.http_url}/v2/health/ready")
+    assert status == 200
+    assert f"triton:{server_flags.PORTS['metrics']}" in (ROOT / "deploy" / "prometheus.yml").read_text()
+
+
+def test_the_metrics_the_dashboard_and_the_hpa_use_exist(triton):
+    _, text = get(triton.metrics_url)
+    names = {line.split("{")[0].split(" ")[0] for line in text.splitlines() if line and not line.startswith("#")}
+    # nv_gpu_utilization only exists on GPU nodes.
+    for metric in ("nv_inference_count", "nv_inference_exec_count", "nv_inference_queue_duration_us",
+                   "nv_inference_compute_infer_duration_us", "nv_inference_request_success",
+                   "nv_inference_request_failure"):
+        assert metric in names, metric
+    rules = yaml.safe_load(yaml.safe_load((K8S / "monitoring" / "prometheus-adapter-rules.yaml").read_text())["data"]["config.yaml"])
+    assert rules["rules"][0]["seriesQuery"].startswith("nv_inference_queue_duration_us")
