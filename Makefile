@@ -22,7 +22,7 @@ help:  ## list the targets
 $(VENV)/.installed: pyproject.toml constraints.txt
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet -c constraints.txt -e ".[export,test]"
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[export,test]" -e ./client
 	$(PY) -m pip install --quiet --no-deps -c constraints.txt nvidia-pytriton facenet-pytorch
 	touch $@
 
@@ -43,7 +43,7 @@ unit: venv  ## only the tests that need no server
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
 lint: venv  ## ruff
-	$(VENV)/bin/ruff check src export tests client perf
+	$(VENV)/bin/ruff check src export tests client perf deploy
 
 # perf_analyzer needs libb64 from Debian and libcudart from PyPI (RUNTIME.md).
 perf-tools: venv  ## install what perf_analyzer needs

@@ -205,6 +205,15 @@ def test_bad_requests_do_not_disturb_good_ones_in_flight(triton):
     assert len(failures) == 4 and all("IMAGE:" in f for f in failures)
 
 
+@pytest.mark.parametrize("subset", [["FAKE_PROB"], ["FAKE_PROB", "DEMO_WEIGHTS"], ["FACE_BOXES", "VISUAL_FAKE_PROB"]])
+def test_any_subset_of_outputs_can_be_requested(grpc_client, subset):
+    tensor = grpcclient.InferInput("IMAGE", [1], "BYTES")
+    tensor.set_data_from_numpy(np.array([media.encode(media.astronaut(), "JPEG")], dtype=object))
+    result = grpc_client.infer("detect_image", [tensor], outputs=[grpcclient.InferRequestedOutput(n) for n in subset])
+    for name in subset:
+        assert result.as_numpy(name) is not None and result.as_numpy(name).size >= 1
+
+
 def test_http_gives_the_same_answer_as_grpc(grpc_client, http_client):
     data = media.encode(media.astronaut(), "JPEG")
     tensor = httpclient.InferInput("IMAGE", [1], "BYTES")

@@ -1,6 +1,5 @@
 """forensic_features: the 12 features of spec section 4 for each face crop."""
 
-import cv2
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
@@ -11,8 +10,7 @@ from deepfake_serving.triton_python import model_parameters, respond
 
 class TritonPythonModel:
     def initialize(self, args):
-        # The denoise barely scales past one thread; instances scale instead.
-        cv2.setNumThreads(int(model_parameters(args)["opencv_threads"]))
+        self.workers = int(model_parameters(args)["denoise_workers"])
 
     def execute(self, requests):
         return respond(pb_utils, "forensic_features", requests, self._features)
@@ -20,7 +18,7 @@ class TritonPythonModel:
     def _features(self, request):
         crops = pb_utils.get_input_tensor_by_name(request, "FACE_CROPS").as_numpy()
         try:
-            features = extract_batch(crops)
+            features = extract_batch(crops, workers=self.workers)
         except ValueError as error:
             raise RequestError("FACE_CROPS", str(error)) from error
         return {"FORENSIC_FEATURES": features.astype(np.float32)}

@@ -29,5 +29,7 @@ class TritonPythonModel:
             "VISUAL_FAKE_PROB": visual.astype(np.float32),
             "FORENSIC_FAKE_PROB": forensic.astype(np.float32),
             "FAKE_PROB": np.array([self.fusion.image_score(visual, forensic)], dtype=np.float32),
+            # Passed through: see the note in detect_image/config.pbtxt.
+            "FORENSIC_FEATURES": pb_utils.get_input_tensor_by_name(request, "FEATURES").as_numpy(),
             "DEMO_WEIGHTS": np.array([self.demo]),
         }

@@ -1,0 +1,76 @@
+"""``deepfake-detect``: output formats and exit codes, run as a real subprocess."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.triton_process import TritonProcess, free_port
+
+
+def run_cli(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "deepfake_client.cli", *args]
+    process = subprocess.run(command, input=stdin, capture_output=True, timeout=120)
+    return subprocess.CompletedProcess(
+        process.args, process.returncode, process.stdout.decode(), process.stderr.decode()
+    )
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory: pytest.TempPathFactory, small_jpeg: bytes) -> Path:
+    root = tmp_path_factory.mktemp("cli")
+    (root / "nested").mkdir()
+    (root / "nested" / "face.jpg").write_bytes(small_jpeg)
+    (root / "notes.txt").write_text("not media, skipped when found in a folder")
+    return root
+
+
+def test_a_folder_is_searched_recursively_and_shown_as_a_table(triton: TritonProcess, folder: Path) -> None:
+    done = run_cli(str(folder), "--url", triton.grpc_url, "--threshold", "1.0", "--progress")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].split() == ["FILE", "KIND", "FAKE_PROB", "VERDICT", "DETAILS"]
+    assert "face.jpg" in lines[1] and "real" in lines[1] and "1 face(s)" in lines[1]
+    assert "1 file(s): 0 fake" in done.stdout and "notes.txt" not in done.stdout
+    assert "1/1" in done.stderr  # the progress bar
+
+
+def test_json_over_http_reports_a_fake_above_the_threshold_with_exit_code_1(
+    triton: TritonProcess, folder: Path
+) -> None:
+    done = run_cli(
+        str(folder / "nested" / "face.jpg"),
+        "--url",
+        triton.http_url,
+        "--protocol",
+        "http",
+        "--json",
+        "--threshold",
+        "0",
+    )
+    assert done.returncode == 1, done.stderr
+    document = json.loads(done.stdout)
+    assert document["summary"] == {"files": 1, "fake": 1, "errors": 0}
+    assert document["results"][0]["fake"] is True and document["results"][0]["kind"] == "image"
+
+
+def test_jsonl_reads_stdin_and_any_error_gives_exit_code_2(
+    triton: TritonProcess, small_jpeg: bytes, tmp_path: Path
+) -> None:
+    missing = str(tmp_path / "missing.jpg")
+    done = run_cli("-", missing, "--url", triton.grpc_url, "--jsonl", "--threshold", "1.0", stdin=small_jpeg)
+    assert done.returncode == 2, done.stderr
+    records = [json.loads(line) for line in done.stdout.splitlines()]
+    assert {r["source"] for r in records} == {"-", missing}
+    assert [r for r in records if r["source"] == "-"][0]["fake"] is False
+    assert [r for r in records if r["source"] == missing][0]["error"] == "DeepfakeClientError"
+
+
+def test_no_server_is_an_error_with_exit_code_2(small_jpeg: bytes) -> None:
+    done = run_cli("-", "--url", f"127.0.0.1:{free_port()}", "--retries", "1", stdin=small_jpeg)
+    assert done.returncode == 2
+    assert "ERROR" in done.stdout and "UnavailableError" in done.stdout

@@ -1,0 +1,65 @@
+"""Retries, deadlines and several endpoints, against real servers."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from deepfake_client import DeepfakeClient, ImageResult, RetryPolicy, UnavailableError
+
+from tests.client.conftest import LateServer
+from tests.triton_process import TritonProcess, free_port
+
+FAST_RETRY = RetryPolicy(attempts=3, initial_backoff_s=0.05, max_backoff_s=0.1)
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http"])
+def test_a_server_that_is_down_is_retried_then_reported_unavailable(protocol: str, small_jpeg: bytes) -> None:
+    url = f"127.0.0.1:{free_port()}"
+    with DeepfakeClient(url, protocol=protocol, retry=FAST_RETRY, timeout=5) as client:
+        assert not client.is_ready()
+        with pytest.raises(UnavailableError) as down:
+            client.detect_image(small_jpeg)
+        with pytest.raises(UnavailableError, match="not ready after"):
+            client.wait_until_ready(0.2)
+    assert down.value.attempts == 3 and down.value.url == url and down.value.__cause__ is not None
+
+
+def test_a_server_that_comes_up_late_is_reached_by_retrying(late_server: LateServer, small_jpeg: bytes) -> None:
+    patient = RetryPolicy(attempts=200, initial_backoff_s=0.2, max_backoff_s=1.0)
+    started = time.monotonic()
+    with DeepfakeClient(late_server.grpc_url, retry=patient, timeout=30) as client:
+        result = client.detect_image(small_jpeg)
+    assert isinstance(result, ImageResult) and result.face_found
+    assert late_server.future.done(), "the server was up before the call returned"
+    assert time.monotonic() - started > 2
+
+
+def detect_image_count(url: str) -> int:
+    import tritonclient.grpc as grpcclient
+
+    with grpcclient.InferenceServerClient(url) as stats:
+        answer = stats.get_inference_statistics("detect_image", as_json=True)
+    return int(answer["model_stats"][0].get("inference_count", 0))
+
+
+def test_requests_are_spread_round_robin_over_two_servers(
+    triton: TritonProcess, late_server: LateServer, small_jpeg: bytes
+) -> None:
+    late_server.wait()
+    urls = [triton.grpc_url, late_server.grpc_url]
+    before = [detect_image_count(url) for url in urls]
+    with DeepfakeClient(urls) as client:
+        assert client.urls == urls
+        results = list(client.detect_many([small_jpeg] * 6, concurrency=2))
+    assert len(results) == 6
+    served = [detect_image_count(url) - count for url, count in zip(urls, before, strict=True)]
+    assert served == [3, 3]
+
+
+def test_a_dns_target_expands_to_every_address_behind_the_name() -> None:
+    from deepfake_client._common import Endpoints
+
+    endpoints = Endpoints("dns:///localhost:8123", protocol="grpc")
+    assert "127.0.0.1:8123" in endpoints.urls
+    assert {endpoints.next() for _ in endpoints.urls} == set(endpoints.urls)
