@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from deepfake_client import (
     AsyncDeepfakeClient,
     DeepfakeClient,
@@ -23,7 +24,6 @@ from deepfake_client import (
     RetryPolicy,
     UnsupportedMediaError,
 )
-
 from tests.triton_process import TritonProcess
 
 PROTOCOLS = ["grpc", "http"]

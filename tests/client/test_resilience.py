@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 
 import pytest
-from deepfake_client import DeepfakeClient, ImageResult, RetryPolicy, UnavailableError
 
+from deepfake_client import DeepfakeClient, ImageResult, RetryPolicy, UnavailableError
 from tests.client.conftest import LateServer
 from tests.triton_process import TritonProcess, free_port
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import struct
 
 import pytest
-from deepfake_client import sniff
 
+from deepfake_client import sniff
 from tests.media import astronaut, encode
 
 

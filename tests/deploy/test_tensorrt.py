@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from deepfake_export import tensorrt
 
+from deepfake_export import tensorrt
 from deepfake_serving.contract import DETECTORS, VISUAL_DETECTOR, NetworkSpec, TensorSpec
 from deepfake_serving.model_configs import BATCHING, to_message
 

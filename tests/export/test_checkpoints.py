@@ -6,11 +6,11 @@ import pickle
 
 import pytest
 import torch  # noqa: E402
+from safetensors.torch import save_file  # noqa: E402
+
 from deepfake_export.__main__ import main as export_main  # noqa: E402
 from deepfake_export.models import ForensicClassifier  # noqa: E402
 from deepfake_export.weights import CheckpointError, load_weights  # noqa: E402
-from safetensors.torch import save_file  # noqa: E402
-
 from deepfake_serving.model_configs import parse_pbtxt  # noqa: E402
 
 
