@@ -1,0 +1,79 @@
+"""A Python-backend stub killed during traffic, against the real server.
+
+Measured behaviour of Triton 2.51 (recorded in RELIABILITY.md): the dead
+instance is not restarted (the restart was removed in 24.06), and neither
+model nor server readiness changes (triton-inference-server/server#8604).
+Requests scheduled on the dead instance fail at once with INTERNAL
+"Stub process ... is not healthy"; the other instance keeps answering
+correctly. This test pins what the deployment relies on: no request hangs,
+no wrong answer, the healthy instance keeps serving.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+
+import numpy as np
+import pytest
+import tritonclient.grpc as grpcclient
+from tritonclient.utils import InferenceServerException
+
+from tests import media
+from tests.triton_process import MODEL_REPOSITORY, start_triton
+
+pytestmark = pytest.mark.server
+IMAGE_MODELS = ("face_detector", "visual_detector", "forensic_features", "forensic_classifier", "image_fusion", "detect_image")
+
+
+def stub_pids(model: str, server_pid: int) -> list[int]:
+    """PIDs of the Python stubs of ``model`` under this server (children of its process)."""
+    children = subprocess.run(["pgrep", "-P", str(server_pid)], capture_output=True, text=True).stdout.split()
+    pids = []
+    for pid in children:
+        try:
+            command = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")
+        except OSError:
+            continue
+        if any(part.endswith(f"/{model}/1/model.py".encode()) for part in command):
+            pids.append(int(pid))
+    return pids
+
+
+def test_a_killed_stub_fails_its_requests_fast_and_the_other_instance_keeps_serving(tmp_path):
+    repository = tmp_path / "repository"
+    repository.mkdir()
+    for name in IMAGE_MODELS:
+        (repository / name).symlink_to(MODEL_REPOSITORY / name)
+    server = start_triton(tmp_path, repository=repository)
+    client = grpcclient.InferenceServerClient(server.grpc_url)
+    data = media.encode(media.astronaut(), "JPEG")
+
+    def detect() -> float:
+        tensor = grpcclient.InferInput("IMAGE", [1], "BYTES")
+        tensor.set_data_from_numpy(np.array([data], dtype=object))
+        return float(client.infer("detect_image", [tensor], client_timeout=30).as_numpy("FAKE_PROB")[0])
+
+    try:
+        expected = detect()
+        pids = stub_pids("face_detector", server.process.pid)
+        assert len(pids) == 2, "face_detector runs two instances"
+        os.kill(pids[0], signal.SIGKILL)
+        outcomes = []
+        for _ in range(8):
+            started = time.monotonic()
+            try:
+                outcomes.append(("ok", detect()))
+            except InferenceServerException as error:
+                outcomes.append((error.message(), None))
+            assert time.monotonic() - started < 10, "a request hung after the stub died"
+        answered = [value for status, value in outcomes if status == "ok"]
+        failed = [status for status, value in outcomes if status != "ok"]
+        assert answered and all(value == expected for value in answered)
+        assert all("is not healthy" in message for message in failed)
+        assert client.is_server_live()
+    finally:
+        client.close()
+        server.stop()
