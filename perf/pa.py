@@ -6,7 +6,9 @@ needs ``libb64.so.0d`` (Debian ``libb64-0d``) and ``libcudart.so.12`` (PyPI
 
     .venv/bin/python perf/pa.py --url 127.0.0.1:8001 --model detect_image --concurrency-range 1:8:7
 
-writes ``perf/results/<date>/<model>.csv`` (perf_analyzer's own CSV with the
+(with ``TRITON_ADMIN_KEY`` set to the server's admin key: perf_analyzer reads
+the model config, an admin API under ``make serve``) writes
+``perf/results/<date>/<model>.csv`` (perf_analyzer's own CSV with the
 server-side queue/compute breakdown) and prints throughput and p50/p95/p99.
 """
 
@@ -23,6 +25,8 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from deepfake_serving.server_flags import ADMIN_KEY_ENV, GRPC_ADMIN_METADATA
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -72,6 +76,9 @@ def run(url: str, model: str, concurrency_range: str, out: Path, measurement_ms:
             "--measurement-interval", str(measurement_ms),
             "-f", str(csv_path), "--verbose-csv",
             *(["--input-data", str(data)] if data else []),
+            # perf_analyzer reads the model config, an admin API of a server
+            # started with the production flags (make serve does).
+            *(["-H", f"{GRPC_ADMIN_METADATA}:{os.environ[ADMIN_KEY_ENV]}"] if os.environ.get(ADMIN_KEY_ENV) else []),
             *extra,
         ]
         env = dict(os.environ, LD_LIBRARY_PATH=os.pathsep.join(filter(None, [cudart_dir(), os.environ.get("LD_LIBRARY_PATH")])))
