@@ -3,6 +3,7 @@ SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
+PERF_VENV := perf/.venv
 REPO := model_repository
 CHECKPOINTS ?=
 HTTP_PORT ?= 8000
@@ -10,7 +11,7 @@ GRPC_PORT ?= 8001
 METRICS_PORT ?= 8002
 PYTEST_ARGS ?=
 
-.PHONY: help venv export serve test lint unit clean perf-tools
+.PHONY: help venv perf-venv export serve test lint unit clean perf-tools
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -28,6 +29,14 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 
 venv: $(VENV)/.installed  ## create .venv with the pinned dependencies
 
+# Locust cannot share .venv with tritonclient[http] (see perf/requirements.txt).
+$(PERF_VENV)/.installed: perf/requirements.txt perf/constraints.txt
+	$(PYTHON) -m venv $(PERF_VENV)
+	$(PERF_VENV)/bin/python -m pip install --quiet -c perf/constraints.txt -r perf/requirements.txt
+	touch $@
+
+perf-venv: $(PERF_VENV)/.installed  ## create perf/.venv with Locust
+
 # The exporter skips networks whose code and weights did not change.
 export: venv  ## export the networks to ONNX (CHECKPOINTS=dir for trained weights)
 	$(PY) -m deepfake_export --repository $(REPO) $(if $(CHECKPOINTS),--checkpoints $(CHECKPOINTS))
@@ -36,7 +45,7 @@ serve: export  ## set up, export and run Triton in the foreground (HTTP 8000, gR
 	$(PY) -m deepfake_serving.server --model-repository $(REPO) \
 		--http-port $(HTTP_PORT) --grpc-port $(GRPC_PORT) --metrics-port $(METRICS_PORT)
 
-test: export  ## set up and run the whole test suite against a real server on free ports
+test: export perf-venv  ## set up and run the whole test suite against a real server on free ports
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 unit: venv  ## only the tests that need no server

@@ -5,7 +5,7 @@ Locust's request events; HTTP users post Triton's binary-tensor HTTP requests
 with Locust's own fast client. Models not served (e.g. an image-only
 deployment) are dropped from the mix at start, with a warning.
 
-    .venv/bin/locust -f perf/locustfile.py --headless -u 16 -r 4 -t 60s \\
+    perf/.venv/bin/locust -f perf/locustfile.py --headless -u 16 -r 4 -t 60s \\
         --host http://127.0.0.1:8000 --grpc-url 127.0.0.1:8001 \\
         --mix detect_image:6,detect_audio:3,detect_video:1 --max-fail-ratio 0.01 \\
         --csv perf/results/locust

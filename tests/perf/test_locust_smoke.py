@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,7 +11,8 @@ import pytest
 from tests.triton_process import ROOT, free_port
 
 pytestmark = pytest.mark.server
-LOCUST = Path(sys.executable).parent / "locust"
+# Locust lives in its own venv (make perf-venv): see perf/requirements.txt.
+LOCUST = ROOT / "perf" / ".venv" / "bin" / "locust"
 
 
 def run_locust(tmp_path: Path, http_url: str, grpc_url: str) -> tuple[subprocess.CompletedProcess, list[dict[str, str]]]:
