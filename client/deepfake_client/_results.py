@@ -182,7 +182,7 @@ class AudioResult(_ResultBase):
         "window_start": "WINDOW_START_S",
         "fake_prob": "FAKE_PROB",
         "real_seconds": "REAL_SECONDS",
-        "silent": "SILENT",
+        "silent": "ALL_SILENT",
         "demo_weights": "DEMO_WEIGHTS",
     }
 
@@ -271,8 +271,9 @@ class VideoResult(_ResultBase):
             temporal_fake_prob=float(_scalar(outputs, names["temporal"], float("nan"))),
             frames=tuple(VideoFrame(float(t), float(p), bool(f)) for t, p, f in zip(times, probs, faces, strict=True)),
             has_audio=has_audio,
+            # The server answers -1 when it has no audio score (no track, or only silence).
             audio_fake_prob=float(_scalar(outputs, names["audio"]))
-            if has_audio and names["audio"] in outputs
+            if has_audio and names["audio"] in outputs and float(_scalar(outputs, names["audio"])) >= 0
             else None,
             demo_weights=bool(_scalar(outputs, names["demo_weights"], False)),
             source=source,

@@ -1,7 +1,5 @@
 """Every client method against the real server, sync and asyncio, gRPC and HTTP.
 
-Audio and video calls are not exercised here: ``detect_audio``/``detect_video``
-ensembles are not in the model repository yet.
 """
 
 from __future__ import annotations
@@ -134,3 +132,37 @@ def test_media_over_the_size_limit_is_refused_before_sending(tmp_path: Path, sma
                 client.detect(media)
         with pytest.raises(UnsupportedMediaError, match="accepted: images"):
             client.detect(b"plain text, not media")
+
+
+@pytest.fixture(scope="module")
+def media_clips() -> dict[str, bytes]:
+    from skimage import data
+
+    from tests import media_av
+
+    frames = media_av.moving_frames(data.astronaut(), 12, 128, 128)
+    return {
+        "audio": media_av.audio_clip("flac", 5.0),
+        "video": media_av.encode_video(frames, 12, "mp4_h264_aac", audio=media_av.speechlike),
+    }
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_audio_and_video_are_scored_and_sniffed(triton: TritonProcess, protocol: str, media_clips) -> None:
+    with DeepfakeClient(url_for(triton, protocol), protocol=protocol) as client:
+        audio = client.detect(media_clips["audio"])
+        assert audio.kind == "audio" and audio.real_seconds == pytest.approx(5.0, abs=0.1)
+        assert [w.start_s for w in audio.windows] == [0.0, 1.0] and 0 <= audio.fake_prob <= 1
+        assert audio.demo_weights and not audio.silent
+        video = client.detect_video(media_clips["video"])
+        assert video.kind == "video" and len(video.frames) == 16 and video.has_audio
+        assert video.audio_fake_prob is not None and 0 <= video.fake_prob <= 1
+        assert json.loads(json.dumps(video.to_dict())) == video.to_dict()
+
+
+def test_the_asyncio_client_scores_audio(triton: TritonProcess, media_clips) -> None:
+    async def run():
+        async with AsyncDeepfakeClient(triton.grpc_url) as client:
+            return await client.detect_audio(media_clips["audio"])
+
+    assert asyncio.run(run()).kind == "audio"

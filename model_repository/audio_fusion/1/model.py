@@ -1,0 +1,39 @@
+"""audio_fusion: per-window probabilities -> the recording's verdict (deepfake_serving.fusion)."""
+
+from pathlib import Path
+
+import numpy as np
+import triton_python_backend_utils as pb_utils
+
+from deepfake_serving.fusion import AudioAggregation
+from deepfake_serving.provenance import any_demo
+from deepfake_serving.triton_python import model_parameters, respond
+
+
+class TritonPythonModel:
+    def initialize(self, args):
+        p = model_parameters(args)
+        self.aggregation = AudioAggregation(float(p["top_fraction"]), float(p["silent_score"]))
+        self.demo = any_demo(Path(args["model_repository"]).parent, ["audio_detector"])
+        if self.demo:
+            pb_utils.Logger.log_warn("audio_fusion: detect_audio answers DEMO_WEIGHTS=true (untrained detector)")
+
+    def execute(self, requests):
+        return respond(pb_utils, "audio_fusion", requests, self._fuse)
+
+    def _fuse(self, request):
+        def get(name):
+            return pb_utils.get_input_tensor_by_name(request, name).as_numpy()
+
+        window_fake = get("PROBS")[:, 1].astype(np.float32)
+        silent = get("SILENT_IN").astype(bool)
+        score, all_silent = self.aggregation.score(window_fake, silent)
+        return {
+            "WINDOW_FAKE_PROB": window_fake,
+            "WINDOW_START_S": get("STARTS").astype(np.float32),
+            "WINDOW_SILENT": silent,
+            "FAKE_PROB": np.array([score], dtype=np.float32),
+            "REAL_SECONDS": get("SECONDS").astype(np.float32),
+            "ALL_SILENT": np.array([all_silent]),
+            "DEMO_WEIGHTS": np.array([self.demo]),
+        }

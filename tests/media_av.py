@@ -1,0 +1,150 @@
+"""Audio and video clips encoded with PyAV during the test run (nothing committed).
+
+Small copies of the generators in tests/unit/test_audio.py and test_video.py,
+shared by the server tests.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+
+import av
+import cv2
+import numpy as np
+
+# name -> (container, encoder, sample rate, stereo, encoder options). The
+# wheel's FFmpeg has no libvorbis; its native "vorbis" encoder is
+# experimental and stereo-only.
+AUDIO_FORMATS = {
+    "wav": ("wav", "pcm_s16le", 22050, False, None),
+    "flac": ("flac", "flac", 44100, False, None),
+    "mp3": ("mp3", "libmp3lame", 44100, False, None),
+    "ogg_vorbis": ("ogg", "vorbis", 44100, True, {"strict": "experimental"}),
+    "opus": ("ogg", "libopus", 48000, False, None),
+}
+
+# name -> (container, video codec, pix_fmt, options, audio codec, audio rate)
+VIDEO_FORMATS = {
+    "mp4_h264_aac": ("mp4", "libx264", "yuv420p", {"preset": "ultrafast", "g": "10"}, "aac", 44100),
+    "webm_vp9_opus": (
+        "webm",
+        "libvpx-vp9",
+        "yuv420p",
+        {"deadline": "realtime", "cpu-used": "8", "g": "10", "lag-in-frames": "0"},
+        "libopus",
+        48000,
+    ),
+    "avi_mjpeg": ("avi", "mjpeg", "yuvj420p", {}, "pcm_s16le", 22050),
+    "mov_h264_aac": ("mov", "libx264", "yuv420p", {"preset": "ultrafast", "g": "10"}, "aac", 44100),
+}
+
+
+def tone(sr: int, seconds: float, freq: float = 440.0, amp: float = 0.5) -> np.ndarray:
+    t = np.arange(int(round(sr * seconds))) / sr
+    return (amp * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+
+def speechlike(sr: int, seconds: float, seed: int = 0) -> np.ndarray:
+    """Amplitude-modulated harmonics plus noise: varies over time like speech does."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(round(sr * seconds))) / sr
+    f0 = 140 + 30 * np.sin(2 * np.pi * 0.7 * t)
+    phase = 2 * np.pi * np.cumsum(f0) / sr
+    voiced = sum(np.sin(k * phase) / k for k in range(1, 6))
+    envelope = 0.5 + 0.5 * np.sin(2 * np.pi * 3.0 * t)
+    return (0.3 * envelope * voiced + 0.01 * rng.standard_normal(t.size)).astype(np.float32)
+
+
+def encode_audio(
+    x: np.ndarray, sr: int, fmt: str, codec: str, *, stereo: bool = False, options: dict | None = None
+) -> bytes:
+    """Encode float mono samples with PyAV into ``fmt``."""
+    layout = "stereo" if stereo else "mono"
+    planes = np.atleast_2d(np.asarray(x, dtype=np.float32))
+    if stereo and planes.shape[0] == 1:
+        planes = np.vstack([planes, planes])
+    buf = io.BytesIO()
+    with av.open(buf, "w", format=fmt) as out:
+        stream = out.add_stream(codec, rate=sr, layout=layout, options=options or {})
+        step = 960
+        for i in range(0, planes.shape[1], step):
+            frame = av.AudioFrame.from_ndarray(
+                np.ascontiguousarray(planes[:, i : i + step]), format="fltp", layout=layout
+            )
+            frame.sample_rate = sr
+            frame.pts = i
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    return buf.getvalue()
+
+
+def audio_clip(name: str, seconds: float, signal: Callable[[int, float], np.ndarray] = speechlike) -> bytes:
+    fmt, codec, sr, stereo, options = AUDIO_FORMATS[name]
+    return encode_audio(signal(sr, seconds), sr, fmt, codec, stereo=stereo, options=options)
+
+
+def moving_frames(image: np.ndarray, n: int, width: int, height: int) -> list[np.ndarray]:
+    """``n`` frames of ``image`` scaled to fit, drifting a few pixels (slight motion)."""
+    scale = min(width / image.shape[1], height / image.shape[0])
+    base = cv2.resize(image, (int(image.shape[1] * scale), int(image.shape[0] * scale)), interpolation=cv2.INTER_AREA)
+    frames = []
+    for i in range(n):
+        canvas = np.full((height, width, 3), 40, np.uint8)
+        dx = (width - base.shape[1]) // 2 + int(round(3 * np.sin(i / 3)))
+        dy = (height - base.shape[0]) // 2
+        x0, y0 = max(dx, 0), max(dy, 0)
+        src = base[y0 - dy : y0 - dy + height - y0, x0 - dx : x0 - dx + width - x0]
+        canvas[y0 : y0 + src.shape[0], x0 : x0 + src.shape[1]] = src
+        frames.append(canvas)
+    return frames
+
+
+def gradient_frames(n: int, width: int, height: int) -> list[np.ndarray]:
+    """Faceless frames: a moving colour gradient."""
+    x = np.linspace(0, 255, width)[None, :]
+    y = np.linspace(0, 255, height)[:, None]
+    return [
+        np.stack([(x + 8 * i) % 256 + 0 * y, y + 0 * x, np.full((height, width), 90.0)], -1).astype(np.uint8)
+        for i in range(n)
+    ]
+
+
+def encode_video(
+    frames: list[np.ndarray],
+    fps: int,
+    name: str,
+    *,
+    audio: Callable[[int, float], np.ndarray] | None = None,
+) -> bytes:
+    """Encode RGB frames (and optionally an audio signal) into one of :data:`VIDEO_FORMATS`."""
+    fmt, vcodec, pix_fmt, options, acodec, arate = VIDEO_FORMATS[name]
+    height, width = frames[0].shape[:2]
+    buf = io.BytesIO()
+    with av.open(buf, "w", format=fmt) as out:
+        vs = out.add_stream(vcodec, rate=fps, options=options)
+        vs.width, vs.height, vs.pix_fmt = width, height, pix_fmt
+        ast = out.add_stream(acodec, rate=arate, layout="stereo") if audio is not None else None
+        for i, rgb in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            frame.pts = i
+            for packet in vs.encode(frame):
+                out.mux(packet)
+        for packet in vs.encode(None):
+            out.mux(packet)
+        if ast is not None:
+            mono = audio(arate, len(frames) / fps)
+            stereo = np.vstack([mono, mono]).astype(np.float32)
+            for i in range(0, stereo.shape[1], 960):
+                af = av.AudioFrame.from_ndarray(
+                    np.ascontiguousarray(stereo[:, i : i + 960]), format="fltp", layout="stereo"
+                )
+                af.sample_rate = arate
+                af.pts = i
+                for packet in ast.encode(af):
+                    out.mux(packet)
+            for packet in ast.encode(None):
+                out.mux(packet)
+    return buf.getvalue()

@@ -1,0 +1,158 @@
+"""detect_video end to end: encoded video in, temporal, per-frame, audio and fused scores out, on the real server."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tritonclient.grpc as grpcclient
+from tritonclient.utils import InferenceServerException
+
+from deepfake_serving import video_pipeline as V
+from deepfake_serving.fusion import FrameAggregation, VideoFusion
+from deepfake_serving.image_pipeline import FaceDetector, FaceSettings
+from deepfake_serving.onnx_runner import OnnxRunner, SessionSettings
+from deepfake_serving.video import sample_video
+from tests import media, media_av
+from tests.triton_process import MODEL_REPOSITORY
+
+pytestmark = pytest.mark.server
+
+OUTPUTS = [
+    "TEMPORAL_FAKE_PROB",
+    "FRAME_TIME_S",
+    "FRAME_FAKE_PROB",
+    "FRAME_HAS_FACE",
+    "FRAME_FACE_COUNT",
+    "FRAMES_FAKE_PROB",
+    "AUDIO_FAKE_PROB",
+    "HAS_AUDIO",
+    "AUDIO_SILENT",
+    "FAKE_PROB",
+    "DEMO_WEIGHTS",
+]
+
+
+def detect(client: grpcclient.InferenceServerClient, data: bytes) -> dict[str, np.ndarray]:
+    tensor = grpcclient.InferInput("VIDEO", [1], "BYTES")
+    tensor.set_data_from_numpy(np.array([data], dtype=object))
+    result = client.infer("detect_video", [tensor], outputs=[grpcclient.InferRequestedOutput(n) for n in OUTPUTS])
+    return {name: result.as_numpy(name) for name in OUTPUTS}
+
+
+def assert_well_formed(out: dict[str, np.ndarray]) -> None:
+    for name in ("FRAME_TIME_S", "FRAME_FAKE_PROB", "FRAME_HAS_FACE", "FRAME_FACE_COUNT"):
+        assert out[name].shape == (16,), name
+    for name in ("TEMPORAL_FAKE_PROB", "FRAMES_FAKE_PROB", "AUDIO_FAKE_PROB", "HAS_AUDIO", "FAKE_PROB", "DEMO_WEIGHTS"):
+        assert out[name].shape == (1,), name
+    for name in ("TEMPORAL_FAKE_PROB", "FAKE_PROB"):
+        assert 0 <= out[name][0] <= 1, name
+    frames, has_face = out["FRAME_FAKE_PROB"], out["FRAME_HAS_FACE"]
+    assert np.all(frames[~has_face] == -1) and np.all((frames[has_face] >= 0) & (frames[has_face] <= 1))
+    assert np.all(np.diff(out["FRAME_TIME_S"]) >= 0)
+    assert out["DEMO_WEIGHTS"].tolist() == [True]
+    for value in out.values():
+        assert not np.issubdtype(value.dtype, np.floating) or np.isfinite(value).all()
+
+
+@pytest.fixture(scope="module")
+def face_frames() -> list[np.ndarray]:
+    return media_av.moving_frames(media.astronaut(), 24, 256, 256)
+
+
+@pytest.mark.parametrize("name", list(media_av.VIDEO_FORMATS))
+def test_every_container_is_scored_with_faces_and_audio(grpc_client, face_frames, name):
+    out = detect(grpc_client, media_av.encode_video(face_frames, 12, name, audio=media_av.speechlike))
+    assert_well_formed(out)
+    assert out["FRAME_HAS_FACE"].all() and (out["FRAME_FACE_COUNT"] == 1).all()
+    assert out["HAS_AUDIO"].tolist() == [True] and out["AUDIO_SILENT"].tolist() == [False]
+    assert 0 <= out["AUDIO_FAKE_PROB"][0] <= 1
+    expected_times = np.linspace(0, 23, 16, dtype=int) / 12
+    np.testing.assert_allclose(out["FRAME_TIME_S"], expected_times, atol=1e-3)
+
+
+def test_scores_equal_the_in_process_pipeline(grpc_client, face_frames):
+    """Same frames, same MTCNN, same ONNX models, same rules as the library computes."""
+    data = media_av.encode_video(face_frames, 12, "mp4_h264_aac", audio=media_av.speechlike)
+    out = detect(grpc_client, data)
+    sample = sample_video(data)
+    models = MODEL_REPOSITORY
+
+    def fake(model: str, batch: np.ndarray) -> np.ndarray:
+        runner = OnnxRunner(models / model / "1" / "model.onnx", SessionSettings(2))
+        return runner.run_batch([{"input": batch}], ["output"])[0]["output"][:, 1]
+
+    temporal = float(fake("temporal_analyzer", V.temporal_input(sample))[0])
+    assert out["TEMPORAL_FAKE_PROB"][0] == pytest.approx(temporal, abs=1e-5)
+    faces = V.detect_frame_faces(FaceDetector(models / "face_detector" / "1", FaceSettings(max_faces=4)), sample)
+    frames = V.frame_scores(fake("visual_detector", faces.visual_input), faces)
+    np.testing.assert_allclose(out["FRAME_FAKE_PROB"], frames, atol=1e-5)
+    frames_score = FrameAggregation().score(frames, faces.has_face)
+    assert out["FRAMES_FAKE_PROB"][0] == pytest.approx(frames_score, abs=1e-5)
+    windows = V.audio_track(sample)
+    audio = float(np.sort(fake("audio_detector", windows.mel))[-1])  # 2 s of audio: one window
+    assert out["AUDIO_FAKE_PROB"][0] == pytest.approx(audio, abs=1e-5)
+    fused = VideoFusion().score(temporal, frames_score, audio)
+    assert out["FAKE_PROB"][0] == pytest.approx(fused, abs=1e-5)
+
+
+def test_video_without_audio_says_so_and_fuses_without_it(grpc_client, face_frames):
+    out = detect(grpc_client, media_av.encode_video(face_frames[:8], 8, "mp4_h264_aac"))
+    assert_well_formed(out)
+    assert out["HAS_AUDIO"].tolist() == [False] and out["AUDIO_FAKE_PROB"].tolist() == [-1.0]
+    # 8 frames: the last is repeated to make 16 (spec section 6).
+    assert out["FRAME_TIME_S"][7:].tolist() == [out["FRAME_TIME_S"][7]] * 9
+    expected = VideoFusion().score(float(out["TEMPORAL_FAKE_PROB"][0]), float(out["FRAMES_FAKE_PROB"][0]), None)
+    assert out["FAKE_PROB"][0] == pytest.approx(expected, abs=1e-6)
+
+
+def test_faceless_video_marks_every_frame_and_uses_the_temporal_score(grpc_client):
+    silence = lambda sr, seconds: np.zeros(int(sr * seconds), np.float32)  # noqa: E731
+    out = detect(
+        grpc_client, media_av.encode_video(media_av.gradient_frames(20, 96, 64), 10, "webm_vp9_opus", audio=silence)
+    )
+    assert_well_formed(out)
+    assert not out["FRAME_HAS_FACE"].any() and (out["FRAME_FAKE_PROB"] == -1).all()
+    assert out["FRAMES_FAKE_PROB"].tolist() == [-1.0]
+    assert out["HAS_AUDIO"].tolist() == [True] and out["AUDIO_SILENT"].tolist() == [True]
+    assert out["AUDIO_FAKE_PROB"].tolist() == [-1.0]
+    assert out["FAKE_PROB"][0] == pytest.approx(out["TEMPORAL_FAKE_PROB"][0], abs=1e-6)
+
+
+def bad_payload(kind: str) -> bytes:
+    frames = media_av.gradient_frames(30, 64, 64)
+    if kind == "empty":
+        return b""
+    if kind == "random":
+        return np.random.default_rng(5).integers(0, 256, 50000, dtype=np.uint8).tobytes()
+    if kind == "truncated_mp4":
+        data = media_av.encode_video(frames, 25, "mp4_h264_aac")
+        return data[: len(data) // 2]  # the moov atom is at the end
+    if kind == "unsupported_codec":
+        # An AVI whose video FourCC no decoder knows.
+        return media_av.encode_video(frames[:4], 4, "avi_mjpeg").replace(b"MJPG", b"ZZZZ")
+    if kind == "audio_only":
+        return media_av.audio_clip("wav", 0.5)
+    if kind == "too_many_pixels":
+        return media_av.encode_video(media_av.gradient_frames(2, 3856, 2176), 2, "avi_mjpeg")
+    raise KeyError(kind)
+
+
+@pytest.mark.parametrize(
+    "kind, expected",
+    [
+        ("empty", "empty input"),
+        ("random", "not a readable media file"),
+        ("truncated_mp4", "not a readable media file"),
+        ("unsupported_codec", "cannot be decoded"),
+        ("audio_only", "no video stream"),
+        ("too_many_pixels", "exceeds the limit of 8294400 pixels"),
+    ],
+)
+def test_bad_video_gets_a_clear_error_and_the_server_keeps_serving(grpc_client, kind, expected):
+    with pytest.raises(InferenceServerException) as caught:
+        detect(grpc_client, bad_payload(kind))
+    message = caught.value.message()
+    assert "VIDEO:" in message and expected in message, message
+    assert "Traceback" not in message
+    assert caught.value.status() == "StatusCode.INVALID_ARGUMENT"
+    assert_well_formed(detect(grpc_client, media_av.encode_video(media_av.gradient_frames(4, 64, 64), 4, "avi_mjpeg")))
