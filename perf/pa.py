@@ -32,17 +32,14 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def sample_media(model: str) -> tuple[str, bytes]:
-    """The ensemble's input name and one real encoded file for it."""
-    if model == "detect_image":
-        import io
+    """The ensemble's input name and one real encoded file for it (perf/sample_media.py)."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from sample_media import SAMPLES
 
-        from PIL import Image
-        from skimage import data
-
-        buffer = io.BytesIO()
-        Image.fromarray(data.astronaut()).save(buffer, format="JPEG", quality=90)
-        return "IMAGE", buffer.getvalue()
-    raise SystemExit(f"no sample media for {model}; ONNX models use perf_analyzer's random data")
+    if model not in SAMPLES:
+        raise SystemExit(f"no sample media for {model}; ONNX models use perf_analyzer's random data")
+    name, make = SAMPLES[model]
+    return name, make()
 
 
 def input_data_file(model: str, directory: Path) -> Path | None:
