@@ -11,7 +11,7 @@ GRPC_PORT ?= 8001
 METRICS_PORT ?= 8002
 PYTEST_ARGS ?=
 
-.PHONY: help venv perf-venv export serve test lint unit clean perf-tools
+.PHONY: help venv perf-venv export serve test lint unit clean perf-tools perf
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -58,6 +58,9 @@ lint: venv  ## ruff
 perf-tools: venv  ## install what perf_analyzer needs
 	@ldconfig -p | grep -q libb64.so.0d || { apt-get update -qq && apt-get install -y -qq libb64-0d; }
 	$(PY) -m pip install --quiet -c constraints.txt -e ".[perf]"
+
+perf: export perf-tools  ## the benchmark suite into perf/results/<date> (about 15 min; QUICK=1: 4 min)
+	PYTHONPATH=. $(PY) perf/suite.py $(if $(QUICK),--quick)
 
 clean:  ## remove generated artifacts (keeps .venv)
 	rm -rf build $(REPO)/*/1/*.onnx
