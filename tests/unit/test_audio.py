@@ -16,36 +16,12 @@ import pytest
 
 from deepfake_serving import audio as A
 from deepfake_serving.errors import RequestError
+from tests.media_av import encode_audio
 
 
 def _tone(sr: int, seconds: float, freq: float = 440.0, amp: float = 0.5) -> np.ndarray:
     t = np.arange(int(round(sr * seconds))) / sr
     return (amp * np.sin(2 * np.pi * freq * t)).astype(np.float32)
-
-
-def encode_audio(
-    x: np.ndarray, sr: int, fmt: str, codec: str, *, stereo: bool = False, options: dict | None = None
-) -> bytes:
-    """Encode float samples (mono, or (2, n) when stereo) with PyAV into ``fmt``."""
-    layout = "stereo" if stereo else "mono"
-    planes = np.atleast_2d(np.asarray(x, dtype=np.float32))
-    if stereo and planes.shape[0] == 1:
-        planes = np.vstack([planes, planes])
-    buf = io.BytesIO()
-    with av.open(buf, "w", format=fmt) as out:
-        stream = out.add_stream(codec, rate=sr, layout=layout, options=options or {})
-        step = 960
-        for i in range(0, planes.shape[1], step):
-            frame = av.AudioFrame.from_ndarray(
-                np.ascontiguousarray(planes[:, i : i + step]), format="fltp", layout=layout
-            )
-            frame.sample_rate = sr
-            frame.pts = i
-            for packet in stream.encode(frame):
-                out.mux(packet)
-        for packet in stream.encode(None):
-            out.mux(packet)
-    return buf.getvalue()
 
 
 # (container format, encoder, sample rate, stereo, encoder options). The
