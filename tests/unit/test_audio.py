@@ -16,24 +16,9 @@ import pytest
 
 from deepfake_serving import audio as A
 from deepfake_serving.errors import RequestError
+from tests.media_av import AUDIO_FORMATS as FORMATS
 from tests.media_av import encode_audio
-
-
-def _tone(sr: int, seconds: float, freq: float = 440.0, amp: float = 0.5) -> np.ndarray:
-    t = np.arange(int(round(sr * seconds))) / sr
-    return (amp * np.sin(2 * np.pi * freq * t)).astype(np.float32)
-
-
-# (container format, encoder, sample rate, stereo, encoder options). The
-# wheel's FFmpeg has no libvorbis; its native "vorbis" encoder is
-# experimental and stereo-only.
-FORMATS = {
-    "wav": ("wav", "pcm_s16le", 22050, False, None),
-    "flac": ("flac", "flac", 44100, False, None),
-    "mp3": ("mp3", "libmp3lame", 44100, False, None),
-    "ogg_vorbis": ("ogg", "vorbis", 44100, True, {"strict": "experimental"}),
-    "opus": ("ogg", "libopus", 48000, False, None),
-}
+from tests.media_av import tone as _tone
 
 
 @pytest.mark.parametrize("name", sorted(FORMATS))
