@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from deepfake_serving.faces import CROP_SIZE, center_crop, crop_face, normalize_for_visual, select_faces
-from deepfake_serving.imaging import decode_image
+from deepfake_serving.imaging import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, decode_image
 from deepfake_serving.mtcnn import MTCNN
 from deepfake_serving.onnx_runner import onnx_callable
 
@@ -27,7 +27,8 @@ class FaceSettings:
     min_confidence: float = 0.9  # spec section 7
     max_faces: int = 16
     margin: float = 0.2
-    max_pixels: int = 40_000_000
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    max_bytes: int = DEFAULT_MAX_BYTES
 
 
 @dataclass(frozen=True)
@@ -86,4 +87,8 @@ class FaceDetector:
         )
 
     def detect(self, data: bytes, input_name: str = "IMAGE") -> DetectedFaces:
-        return self.detect_rgb(decode_image(data, max_pixels=self.settings.max_pixels, input_name=input_name))
+        return self.detect_rgb(
+            decode_image(
+                data, max_pixels=self.settings.max_pixels, max_bytes=self.settings.max_bytes, input_name=input_name
+            )
+        )

@@ -42,7 +42,19 @@ _ACCEPTED_TEXT = "JPEG, PNG, WebP, BMP, GIF, TIFF"
 _WHITE = (255, 255, 255)
 
 
-def decode_image(data: bytes, *, max_pixels: int = 40_000_000, input_name: str = "IMAGE") -> np.ndarray:
+#: An encoded photo of the 40 MP pixel limit is well under this; bigger files
+#: are refused before Pillow parses a byte.
+DEFAULT_MAX_BYTES = 32 * 1024 * 1024
+DEFAULT_MAX_PIXELS = 40_000_000
+
+
+def decode_image(
+    data: bytes,
+    *,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    input_name: str = "IMAGE",
+) -> np.ndarray:
     """Decode ``data`` into a C-contiguous HxWx3 uint8 RGB array.
 
     Raises :class:`RequestError` for empty, unrecognised, unsupported,
@@ -52,6 +64,8 @@ def decode_image(data: bytes, *, max_pixels: int = 40_000_000, input_name: str =
         raise RuntimeError("PIL.ImageFile.LOAD_TRUNCATED_IMAGES is set; truncated images would decode as grey")
     if not data:
         raise RequestError(input_name, f"empty; send an encoded image ({_ACCEPTED_TEXT})")
+    if len(data) > max_bytes:
+        raise RequestError(input_name, f"{len(data)} bytes exceeds the limit of {max_bytes} bytes")
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         im = _open(data, max_pixels, input_name)

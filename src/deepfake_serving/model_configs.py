@@ -31,32 +31,73 @@ HEADER = (
     "# src/deepfake_serving/contract.py and BATCHING; edit those, not this file.\n"
 )
 GPU_CONFIG_NAME = "gpu"
+#: A request queued longer than this at one model is refused rather than served
+#: late: it is half of ``deepfake_client``'s default deadline (60 s), so the
+#: rest of a pipeline could no longer finish in time. Clients may ask for less
+#: with the request's ``timeout`` parameter (``allow_timeout_override``).
+QUEUE_TIMEOUT_US = 30_000_000
 
 
 @dataclass(frozen=True)
 class Batching:
     """Dynamic-batching and instance settings of one detector.
 
-    The values come from ``perf/measure_batching.py`` on the 2-core CPU
-    development machine; the measurement and the reasoning are in
-    ``perf/RESULTS.md`` ("Choosing the batching settings").
+    The CPU values come from ``perf/measure_batching.py`` and the suite's
+    batching on/off sweep on the 2-core development machine; the GPU values
+    from ``perf/measure_gpu.py`` on an H100. The measurements and the reasoning
+    are in ``perf/RESULTS.md`` ("Choosing the batching settings", "GPU batching
+    settings").
     """
 
     preferred_batch_sizes: tuple[int, ...]
     max_queue_delay_us: int
+    #: Requests waiting in the model's queue beyond this are refused at once
+    #: with UNAVAILABLE; it bounds the memory a traffic spike can pin.
+    max_queue_size: int
     cpu_instances: int = 1
     intra_op_threads: int = 2
     gpu_instances: int = 1
     gpu_preferred_batch_sizes: tuple[int, ...] = (8, 16)
-    gpu_max_queue_delay_us: int = 2000
+    gpu_max_queue_delay_us: int = 1000
 
 
+# On CPU the convolutional detectors use both cores for one item, so batching
+# merges requests without a speed-up: a zero queue delay never makes a request
+# wait for others, and batches still form from what queued behind a busy
+# instance. On an H100 a batch of 16 costs about twice a batch of 1, so the
+# overlay waits about half a batch-1 execution for company.
 BATCHING: dict[str, Batching] = {
-    "visual_detector": Batching(preferred_batch_sizes=(4,), max_queue_delay_us=2000),
-    "forensic_classifier": Batching(preferred_batch_sizes=(16,), max_queue_delay_us=500),
-    "audio_detector": Batching(preferred_batch_sizes=(8,), max_queue_delay_us=2000),
+    "visual_detector": Batching(
+        preferred_batch_sizes=(4,),
+        max_queue_delay_us=0,
+        max_queue_size=64,
+        gpu_instances=2,
+        gpu_preferred_batch_sizes=(16, 32),
+        gpu_max_queue_delay_us=1000,
+    ),
+    "forensic_classifier": Batching(
+        preferred_batch_sizes=(16,),
+        max_queue_delay_us=500,
+        max_queue_size=256,
+        gpu_instances=2,
+        gpu_preferred_batch_sizes=(64,),
+        gpu_max_queue_delay_us=100,
+    ),
+    "audio_detector": Batching(
+        preferred_batch_sizes=(8,),
+        max_queue_delay_us=0,
+        max_queue_size=64,
+        gpu_instances=2,
+        gpu_preferred_batch_sizes=(16, 32),
+        gpu_max_queue_delay_us=500,
+    ),
     "temporal_analyzer": Batching(
-        preferred_batch_sizes=(2,), max_queue_delay_us=1000, gpu_preferred_batch_sizes=(4,)
+        preferred_batch_sizes=(2,),
+        max_queue_delay_us=0,
+        max_queue_size=16,
+        gpu_instances=1,
+        gpu_preferred_batch_sizes=(4,),
+        gpu_max_queue_delay_us=1000,
     ),
 }
 
@@ -79,6 +120,12 @@ def detector_config(spec: NetworkSpec, *, weights: str = "demo", weights_sha256:
         "dynamic_batching": {
             "preferred_batch_size": list(batching.preferred_batch_sizes),
             "max_queue_delay_microseconds": batching.max_queue_delay_us,
+            "default_queue_policy": {
+                "timeout_action": "REJECT",
+                "default_timeout_microseconds": QUEUE_TIMEOUT_US,
+                "allow_timeout_override": True,
+                "max_queue_size": batching.max_queue_size,
+            },
         },
         "parameters": {
             # The native ONNX Runtime backend reads these two keys; the
@@ -106,11 +153,12 @@ def detector_config(spec: NetworkSpec, *, weights: str = "demo", weights_sha256:
 
 
 def gpu_overlay(config: dict[str, Any]) -> dict[str, Any]:
-    """The GPU variant of a CPU detector config: the only two differences."""
+    """The GPU variant of a CPU detector config: instances, batch sizes and TensorRT."""
     batching = BATCHING[config["name"]]
     gpu = copy.deepcopy(config)
     gpu["instance_group"] = [{"count": batching.gpu_instances, "kind": "KIND_GPU"}]
     gpu["dynamic_batching"] = {
+        **config["dynamic_batching"],
         "preferred_batch_size": list(batching.gpu_preferred_batch_sizes),
         "max_queue_delay_microseconds": batching.gpu_max_queue_delay_us,
     }

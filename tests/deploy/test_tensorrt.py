@@ -38,7 +38,7 @@ def test_the_trtexec_command_builds_fp16_with_one_profile():
         "--onnx=m/1/model.onnx",
         "--saveEngine=m/1/model.plan",
         "--minShapes=input:1x3x224x224",
-        "--optShapes=input:16x3x224x224",
+        "--optShapes=input:32x3x224x224",
         "--maxShapes=input:64x3x224x224",
         "--memPoolSize=workspace:2048M",
         "--fp16",

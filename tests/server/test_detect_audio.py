@@ -14,7 +14,7 @@ from deepfake_serving import audio as A
 from deepfake_serving.audio_pipeline import prepare_audio
 from deepfake_serving.fusion import AudioAggregation
 from deepfake_serving.onnx_runner import OnnxRunner, SessionSettings
-from tests import media_av
+from tests import bad_media, media_av
 from tests.triton_process import MODEL_REPOSITORY
 
 pytestmark = pytest.mark.server
@@ -129,50 +129,6 @@ def test_silent_windows_do_not_count_towards_the_score(grpc_client):
     assert out["FAKE_PROB"][0] == pytest.approx(voiced.max(), abs=1e-6)  # ceil(0.25 * 2) = 1
 
 
-def _unsupported_codec_wav() -> bytes:
-    """A well-formed RIFF/WAVE file whose format tag no decoder knows."""
-    data = np.zeros(1600, np.int16).tobytes()
-    fmt = (0x7A7A).to_bytes(2, "little") + (1).to_bytes(2, "little") + (16000).to_bytes(4, "little")
-    fmt += (32000).to_bytes(4, "little") + (2).to_bytes(2, "little") + (16).to_bytes(2, "little")
-    body = b"WAVE" + b"fmt " + len(fmt).to_bytes(4, "little") + fmt + b"data" + len(data).to_bytes(4, "little") + data
-    return b"RIFF" + len(body).to_bytes(4, "little") + body
-
-
-def bad_payload(kind: str) -> bytes:
-    if kind == "empty":
-        return b""
-    if kind == "random":
-        return np.random.default_rng(7).integers(0, 256, 20000, dtype=np.uint8).tobytes()
-    if kind == "truncated_flac":
-        data = media_av.audio_clip("flac", 3.0)
-        return data[: len(data) // 3]
-    if kind == "unsupported_codec":
-        return _unsupported_codec_wav()
-    if kind == "too_long":
-        return media_av.encode_audio(np.zeros(16000 * 125, np.float32), 16000, "flac", "flac")
-    raise KeyError(kind)
-
-
-@pytest.mark.parametrize(
-    "kind, expected",
-    [
-        ("empty", "empty input"),
-        ("random", "not a readable media file"),
-        ("truncated_flac", "truncated"),
-        ("unsupported_codec", "cannot be decoded"),
-        ("too_long", "exceeds the limit of 120 s"),
-    ],
-)
-def test_bad_audio_gets_a_clear_error_and_the_server_keeps_serving(grpc_client, kind, expected):
-    with pytest.raises(InferenceServerException) as caught:
-        detect(grpc_client, bad_payload(kind))
-    message = caught.value.message()
-    assert "AUDIO:" in message and expected in message, message
-    assert "Traceback" not in message
-    assert caught.value.status() == "StatusCode.INVALID_ARGUMENT"
-    assert_well_formed(detect(grpc_client, media_av.audio_clip("opus", 1.0)), 1)
-
-
 def test_bad_requests_do_not_disturb_good_ones_in_flight(triton):
     good = media_av.audio_clip("flac", 5.0)
     successes: list[float] = []
@@ -187,7 +143,7 @@ def test_bad_requests_do_not_disturb_good_ones_in_flight(triton):
         finally:
             client.close()
 
-    threads = [threading.Thread(target=call, args=(good if i % 2 == 0 else bad_payload("random"),)) for i in range(8)]
+    threads = [threading.Thread(target=call, args=(good if i % 2 == 0 else bad_media.random_bytes(20000),)) for i in range(8)]
     for thread in threads:
         thread.start()
     for thread in threads:

@@ -14,7 +14,7 @@ from tritonclient.utils import InferenceServerException
 from deepfake_serving.forensics import extract_batch
 from deepfake_serving.image_pipeline import FaceDetector, FaceSettings, center_box
 from deepfake_serving.onnx_runner import OnnxRunner, SessionSettings
-from tests import media
+from tests import bad_media, media
 from tests.triton_process import MODEL_REPOSITORY
 
 pytestmark = pytest.mark.server
@@ -139,48 +139,6 @@ def test_other_pixel_formats_are_converted(grpc_client, mode):
     assert out["FACE_FOUND"].tolist() == [True]
 
 
-def _bomb() -> bytes:
-    """A small PNG whose header declares 30000x30000 pixels (900 MP)."""
-    import struct
-    import zlib
-
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-
-    header = struct.pack(">IIBBBBB", 30000, 30000, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 1000)) + chunk(b"IEND", b"")
-
-
-BAD_IMAGES = {
-    "empty": (b"", "empty"),
-    "text": (b"hello, this is not an image at all", "not a recognised image; accepted formats: jpeg, png"),
-    "truncated_jpeg": (None, "truncated"),
-    "too_many_pixels": (None, "exceeds the limit"),
-    "unsupported_format": (None, "accepted formats"),
-}
-
-
-def bad_payload(kind: str) -> bytes:
-    if kind == "truncated_jpeg":
-        data = media.encode(media.astronaut(), "JPEG")
-        return data[: len(data) // 2]
-    if kind == "too_many_pixels":
-        return _bomb()
-    if kind == "unsupported_format":
-        return media.encode(Image.fromarray(media.astronaut()).resize((64, 64)), "ICO")
-    return BAD_IMAGES[kind][0]
-
-
-@pytest.mark.parametrize("kind", list(BAD_IMAGES))
-def test_bad_images_get_a_clear_error(grpc_client, kind):
-    with pytest.raises(InferenceServerException) as caught:
-        detect(grpc_client, bad_payload(kind))
-    message = caught.value.message()
-    assert "IMAGE:" in message and BAD_IMAGES[kind][1] in message.lower(), message
-    assert "Traceback" not in message
-    assert caught.value.status() == "StatusCode.INVALID_ARGUMENT"
-
-
 def test_bad_requests_do_not_disturb_good_ones_in_flight(triton):
     good = media.encode(media.astronaut(), "JPEG")
     failures: list[str] = []
@@ -195,7 +153,7 @@ def test_bad_requests_do_not_disturb_good_ones_in_flight(triton):
         finally:
             client.close()
 
-    payloads = [good if i % 2 == 0 else bad_payload("text") for i in range(8)]
+    payloads = [good if i % 2 == 0 else bad_media.TEXT for i in range(8)]
     threads = [threading.Thread(target=call, args=(p,)) for p in payloads]
     for thread in threads:
         thread.start()

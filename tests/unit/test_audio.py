@@ -16,6 +16,7 @@ import pytest
 
 from deepfake_serving import audio as A
 from deepfake_serving.errors import RequestError
+from tests import bad_media
 from tests.media_av import AUDIO_FORMATS as FORMATS
 from tests.media_av import encode_audio
 from tests.media_av import tone as _tone
@@ -130,21 +131,6 @@ def test_silence_has_no_nan_and_is_flagged() -> None:
     assert A.peak_dbfs(np.zeros(10)) == float("-inf")
 
 
-def _unsupported_codec_wav() -> bytes:
-    """A well-formed RIFF/WAVE file whose format tag no decoder knows."""
-    data = np.zeros(1600, np.int16).tobytes()
-    fmt = (
-        (0x7A7A).to_bytes(2, "little")  # format tag
-        + (1).to_bytes(2, "little")
-        + (16000).to_bytes(4, "little")
-        + (32000).to_bytes(4, "little")
-        + (2).to_bytes(2, "little")
-        + (16).to_bytes(2, "little")
-    )
-    body = b"WAVE" + b"fmt " + len(fmt).to_bytes(4, "little") + fmt + b"data" + len(data).to_bytes(4, "little") + data
-    return b"RIFF" + len(body).to_bytes(4, "little") + body
-
-
 def _video_only_avi() -> bytes:
     buf = io.BytesIO()
     with av.open(buf, "w", format="avi") as out:
@@ -170,7 +156,7 @@ def _bad_inputs() -> dict[str, bytes]:
         "text": b"hello, this is not audio\n" * 100,
         "truncated_flac": flac[: len(flac) // 3],
         "truncated_wav_header": wav[:30],
-        "unsupported_codec": _unsupported_codec_wav(),
+        "unsupported_codec": bad_media.unsupported_codec_wav(),
         "no_audio_stream": _video_only_avi(),
     }
 
@@ -220,3 +206,22 @@ def test_decode_and_mel_speed() -> None:
         A.mel_batch_db(windows)
     per_window = (time.perf_counter() - start) / 5
     assert per_window < 0.25, per_window
+
+
+def test_a_wav_declaring_more_data_than_it_holds_is_decoded_as_what_it_holds():
+    """Streaming writers leave the data size at its maximum; FFmpeg reads what is there, and so do we.
+
+    A header declaring 10 hours allocates nothing: decoding is bounded by the bytes sent, and
+    ``real_seconds`` reports the 0.5 s that were actually there.
+    """
+    from deepfake_serving.audio_pipeline import prepare_audio
+
+    rate, declared = 16000, 16000 * 3600 * 10 * 2
+    fmt = (1).to_bytes(2, "little") + (1).to_bytes(2, "little") + rate.to_bytes(4, "little")
+    fmt += (rate * 2).to_bytes(4, "little") + (2).to_bytes(2, "little") + (16).to_bytes(2, "little")
+    samples = (_tone(rate, 0.5) * 20000).astype(np.int16).tobytes()
+    body = b"WAVE" + b"fmt " + len(fmt).to_bytes(4, "little") + fmt + b"data" + declared.to_bytes(4, "little")
+    data = b"RIFF" + (len(body) + declared).to_bytes(4, "little") + body + samples
+    windows = prepare_audio(data)
+    assert windows.real_seconds == pytest.approx(0.5, abs=0.01)
+    assert len(windows.mel) == 1

@@ -227,3 +227,12 @@ def test_corrupted_bytes_only_ever_raise_request_errors(fmt: str) -> None:
         except RequestError:
             continue
         assert out.dtype == np.uint8 and out.ndim == 3 and out.shape[2] == 3
+
+
+def test_files_over_the_byte_limit_are_refused_before_decoding():
+    buffer = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(buffer, "PNG")
+    data = buffer.getvalue()
+    with pytest.raises(RequestError, match=rf"^IMAGE: {len(data)} bytes exceeds the limit of 1000 bytes$"):
+        decode_image(data, max_bytes=1000)
+    assert decode_image(data, max_bytes=len(data)).shape == (64, 64, 3)

@@ -22,6 +22,7 @@ class TritonPythonModel:
             max_faces=int(p["max_faces"]),
             margin=float(p["margin"]),
             max_pixels=int(p["max_pixels"]),
+            max_bytes=int(p["max_bytes"]),
         )
         version_dir = Path(args["model_repository"]) / args["model_version"]
         self.detector = FaceDetector(version_dir, settings, threads=int(p["onnx_threads"]))
