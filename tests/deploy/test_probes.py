@@ -10,7 +10,7 @@ import urllib.request
 import pytest
 import yaml
 
-from deepfake_serving import server_flags
+from deepfake_serving import server_flags, stub_health
 from tests.deploy.conftest import K8S, ROOT
 from tests.deploy.test_manifests import kinds, render
 
@@ -32,13 +32,23 @@ def test_every_probe_path_answers_200_on_the_port_it_names(triton, kubectl, over
     (container,) = deployment["spec"]["template"]["spec"]["containers"]
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     assert ports == server_flags.PORTS
-    probes = {k: container[k]["httpGet"] for k in ("startupProbe", "readinessProbe", "livenessProbe")}
+    probes = {k: container[k]["httpGet"] for k in ("startupProbe", "readinessProbe")}
     assert probes["readinessProbe"]["path"] == "/v2/health/ready"
-    assert probes["livenessProbe"]["path"] == "/v2/health/live"
     for probe in probes.values():
         assert probe["port"] in ports  # a named port, not a number
         status, _ = get(f"http://127.0.0.1:{local_port(triton, probe['port'])}{probe['path']}")
         assert status == 200
+
+
+@pytest.mark.parametrize("overlay", ["gpu", "cpu"])
+def test_the_liveness_probe_runs_the_stub_check_against_the_http_port(triton, kubectl, overlay):
+    deployment = kinds(render(kubectl, K8S / "overlays" / overlay))["Deployment/triton"]
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    command = container["livenessProbe"]["exec"]["command"]
+    assert command[:3] == ["python3", "-m", "deepfake_serving.stub_health"]
+    assert command[3:] == ["--url", f"http://127.0.0.1:{server_flags.PORTS['http']}"]
+    # The same check against the running server (its own port and PID): healthy.
+    assert stub_health.main(["--pid", str(triton.process.pid), "--url", f"http://{triton.http_url}"]) == 0
 
 
 def test_the_image_healthcheck_and_compose_use_the_same_ports_and_path(triton):

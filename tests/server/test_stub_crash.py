@@ -6,7 +6,9 @@ model nor server readiness changes (triton-inference-server/server#8604).
 Requests scheduled on the dead instance fail at once with INTERNAL
 "Stub process ... is not healthy"; the other instance keeps answering
 correctly. This test pins what the deployment relies on: no request hangs,
-no wrong answer, the healthy instance keeps serving.
+no wrong answer, the healthy instance keeps serving, and
+``deepfake_serving.stub_health`` (the liveness probe's check) names the dead
+instance while Triton still reports READY.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import pytest
 import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
 
+from deepfake_serving import stub_health
 from tests import media
 from tests.triton_process import MODEL_REPOSITORY, start_triton
 
@@ -58,8 +61,12 @@ def test_a_killed_stub_fails_its_requests_fast_and_the_other_instance_keeps_serv
 
     try:
         expected = detect()
+        live_url = f"http://{server.http_url}"
+        assert stub_health.missing_stubs(server.process.pid) == set()
+        assert stub_health.main(["--pid", str(server.process.pid), "--url", live_url]) == 0
         pids = stub_pids("face_detector", server.process.pid)
         assert len(pids) == 2, "face_detector runs two instances"
+        killed_instance = open(f"/proc/{pids[0]}/cmdline", "rb").read().split(b"\0")[8].decode()
         os.kill(pids[0], signal.SIGKILL)
         outcomes = []
         for _ in range(8):
@@ -74,6 +81,10 @@ def test_a_killed_stub_fails_its_requests_fast_and_the_other_instance_keeps_serv
         assert answered and all(value == expected for value in answered)
         assert all("is not healthy" in message for message in failed)
         assert client.is_server_live()
+        # Triton still says READY; the stub check is what tells the liveness probe.
+        assert client.is_server_ready()
+        assert stub_health.missing_stubs(server.process.pid) == {killed_instance}
+        assert stub_health.main(["--pid", str(server.process.pid), "--url", live_url]) == 1
     finally:
         client.close()
         server.stop()

@@ -1,0 +1,137 @@
+"""``python -m deepfake_serving.stub_health``: is every Python-backend instance alive?
+
+Triton 2.51 neither restarts a Python-backend stub that dies nor reports it:
+the server and the model stay READY while the dead instance fails its share of
+requests (``RELIABILITY.md``; triton-inference-server/server#8604). This check
+closes that gap for a liveness probe. It reads everything from ``/proc``:
+
+- the ``tritonserver`` process and its ``--model-repository``,
+  ``--backend-directory`` and ``--model-config-name`` flags;
+- which models run in stubs: ``backend: "python"``, and any backend whose
+  directory holds a ``model.py`` (a Python-based backend, such as this
+  project's ``onnxruntime`` on CPU machines);
+- the instance names those models must have (``<model>_<group>_<index>``, as
+  Triton names them) against the stubs that are running, whose ``argv`` carries
+  the server's PID (5th argument) and the instance name (8th).
+
+Exit status 0 when every expected stub runs (and, with ``--url``, the server
+answers ``/v2/health/live``), 1 naming what is missing, 2 when no single
+``tritonserver`` process is found.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import urllib.request
+from pathlib import Path
+
+from deepfake_serving.model_configs import parse_pbtxt
+
+STUB = "triton_python_backend_stub"
+DEFAULT_BACKEND_DIRECTORY = "/opt/tritonserver/backends"
+
+
+def argv(pid: int, proc: Path = Path("/proc")) -> list[str]:
+    """The command line of ``pid``; empty when it has gone."""
+    try:
+        raw = (proc / str(pid) / "cmdline").read_bytes()
+    except OSError:
+        return []
+    return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
+
+
+def _pids(proc: Path) -> list[int]:
+    return [int(entry.name) for entry in proc.iterdir() if entry.name.isdigit()]
+
+
+def flag_values(args: list[str], name: str) -> list[str]:
+    """Every value of ``--name=value`` or ``--name value`` in ``args``."""
+    values = []
+    for i, arg in enumerate(args):
+        if arg.startswith(f"{name}="):
+            values.append(arg.split("=", 1)[1])
+        elif arg == name and i + 1 < len(args):
+            values.append(args[i + 1])
+    return values
+
+
+def find_servers(proc: Path = Path("/proc")) -> list[int]:
+    return [pid for pid in _pids(proc) if (args := argv(pid, proc)) and Path(args[0]).name == "tritonserver"]
+
+
+def running_instances(server_pid: int, proc: Path = Path("/proc")) -> set[str]:
+    """Instance names of the live stubs of ``server_pid``."""
+    names = set()
+    for pid in _pids(proc):
+        args = argv(pid, proc)
+        if len(args) > 8 and Path(args[0]).name == STUB and args[5] == str(server_pid):
+            names.add(args[8])
+    return names
+
+
+def _config(model_dir: Path, config_name: str | None):
+    if config_name and (model_dir / "configs" / f"{config_name}.pbtxt").is_file():
+        return parse_pbtxt(model_dir / "configs" / f"{config_name}.pbtxt")
+    return parse_pbtxt(model_dir / "config.pbtxt")
+
+
+def expected_instances(repositories: list[Path], backend_directory: Path, config_name: str | None = None) -> set[str]:
+    """Instance names Triton gives the stub-hosted models of ``repositories``."""
+    names = set()
+    for repository in repositories:
+        for config_path in sorted(repository.glob("*/config.pbtxt")):
+            config = _config(config_path.parent, config_name)
+            backend = config.backend
+            if backend != "python" and not (backend_directory / backend / "model.py").is_file():
+                continue
+            name = config.name or config_path.parent.name
+            for group_index, group in enumerate(config.instance_group or [None]):
+                count = group.count if group is not None and group.count > 0 else 1
+                names |= {f"{name}_{group_index}_{i}" for i in range(count)}
+    return names
+
+
+def missing_stubs(server_pid: int, proc: Path = Path("/proc")) -> set[str]:
+    """Instances ``server_pid``'s repository needs in stubs that are not running."""
+    args = argv(server_pid, proc)
+    try:  # relative flags are relative to the server's working directory
+        cwd = Path(os.readlink(proc / str(server_pid) / "cwd"))
+    except OSError:
+        cwd = Path("/")
+    repositories = [cwd / value for value in flag_values(args, "--model-repository")]
+    backend_directory = cwd / (flag_values(args, "--backend-directory") or [DEFAULT_BACKEND_DIRECTORY])[-1]
+    config_name = (flag_values(args, "--model-config-name") or [None])[-1]
+    return expected_instances(repositories, backend_directory, config_name) - running_instances(server_pid, proc)
+
+
+def main(argv_: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--pid", type=int, help="the tritonserver process (default: the only one running)")
+    parser.add_argument("--url", help="also require GET <url>/v2/health/live to answer 200, e.g. http://127.0.0.1:8000")
+    args = parser.parse_args(argv_)
+    servers = [args.pid] if args.pid else find_servers()
+    if len(servers) != 1:
+        print(f"stub_health: expected one tritonserver process, found {len(servers)}", file=sys.stderr)
+        return 2
+    if not argv(servers[0]) or Path(argv(servers[0])[0]).name != "tritonserver":
+        print(f"stub_health: process {servers[0]} is not a running tritonserver", file=sys.stderr)
+        return 2
+    missing = missing_stubs(servers[0])
+    if missing:
+        print(f"stub_health: Python-backend instances not running: {', '.join(sorted(missing))}", file=sys.stderr)
+        return 1
+    if args.url:
+        try:
+            with urllib.request.urlopen(f"{args.url}/v2/health/live", timeout=4) as response:
+                if response.status != 200:
+                    raise OSError(f"HTTP {response.status}")
+        except OSError as error:
+            print(f"stub_health: {args.url}/v2/health/live: {error}", file=sys.stderr)
+            return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
