@@ -8,6 +8,7 @@ the center crop of the whole image is scored instead, and the result says so.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,9 +59,15 @@ def center_box(height: int, width: int) -> np.ndarray:
 class FaceDetector:
     """MTCNN over ONNX Runtime plus cropping; one per Triton model instance."""
 
-    def __init__(self, model_dir: Path, settings: FaceSettings, threads: int = 1) -> None:
+    def __init__(
+        self, model_dir: Path | None, settings: FaceSettings, threads: int = 1, nets: Sequence | None = None
+    ) -> None:
+        """MTCNN's stages from ``model_dir``'s ONNX files, or ``nets`` = (pnet, rnet, onet) callables."""
         self.settings = settings
-        nets = [onnx_callable(model_dir / f"{stage}.onnx", threads) for stage in ("pnet", "rnet", "onet")]
+        if nets is None:
+            if model_dir is None:
+                raise ValueError("either model_dir or nets is required")
+            nets = [onnx_callable(model_dir / f"{stage}.onnx", threads) for stage in ("pnet", "rnet", "onet")]
         self.mtcnn = MTCNN(*nets, min_face_size=settings.min_face_size)
 
     def detect_rgb(self, image: np.ndarray) -> DetectedFaces:
