@@ -16,6 +16,12 @@ kubernetes_validate = pytest.importorskip("kubernetes_validate")
 K8S_VERSION = "1.37.0"
 
 
+def pod_container(pod: dict, name: str) -> dict:
+    """The container called ``name`` of a pod spec."""
+    (found,) = [c for c in pod["containers"] if c["name"] == name]
+    return found
+
+
 def render(kubectl: str, path: Path) -> list[dict]:
     import subprocess
 
@@ -88,7 +94,8 @@ def test_the_pod_is_hardened_and_drains_before_it_is_killed(rendered, overlay):
         assert container["resources"]["requests"] and container["resources"]["limits"]
     volumes = {v["name"]: v for v in pod["volumes"]}
     assert volumes["dshm"]["emptyDir"]["medium"] == "Memory"
-    (triton,) = pod["containers"]
+    triton = pod_container(pod, "triton")
+    assert {c["name"] for c in pod["containers"]} == {"triton", "edge"}
     mounts = {m["mountPath"]: m["name"] for m in triton["volumeMounts"]}
     assert mounts["/dev/shm"] == "dshm" and mounts["/tmp"] == "tmp"
     assert "emptyDir" in volumes[mounts["/tmp"]]
@@ -102,7 +109,7 @@ def test_the_pod_is_hardened_and_drains_before_it_is_killed(rendered, overlay):
 def test_the_gpu_overlay_asks_for_a_gpu_node_and_the_cpu_overlay_does_not(rendered):
     gpu = kinds(rendered["overlays/gpu"])
     pod = gpu["Deployment/triton"]["spec"]["template"]["spec"]
-    assert pod["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == 1
+    assert pod_container(pod, "triton")["resources"]["limits"]["nvidia.com/gpu"] == 1
     assert pod["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
     assert {t["key"] for t in pod["tolerations"]} == {"nvidia.com/gpu"}
     assert gpu["Job/export-models"]["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == 1
@@ -113,7 +120,7 @@ def test_the_gpu_overlay_asks_for_a_gpu_node_and_the_cpu_overlay_does_not(render
 def test_the_startup_budget_covers_model_load_with_a_wide_margin(rendered):
     # Measured local load: ~5 s (deploy/README.md); GPU adds TensorRT engine builds.
     for overlay, at_least_s in (("overlays/cpu", 120), ("overlays/gpu", 600)):
-        probe = kinds(rendered[overlay])["Deployment/triton"]["spec"]["template"]["spec"]["containers"][0]["startupProbe"]
+        probe = pod_container(kinds(rendered[overlay])["Deployment/triton"]["spec"]["template"]["spec"], "triton")["startupProbe"]
         assert probe["periodSeconds"] * probe["failureThreshold"] >= at_least_s, overlay
 
 
@@ -148,3 +155,29 @@ def test_every_image_is_pinned(rendered):
     for image in images:
         tag = image.rsplit(":", 1)[1] if ":" in image.rsplit("/", 1)[-1] else ""
         assert tag and tag != "latest", image
+
+
+@pytest.mark.parametrize("overlay", ["overlays/gpu", "overlays/cpu"])
+def test_clients_reach_triton_only_through_the_size_limiting_edge(rendered, overlay):
+    found = kinds(rendered[overlay])
+    pod = found["Deployment/triton"]["spec"]["template"]["spec"]
+    edge = pod_container(pod, "edge")
+    edge_ports = {p["name"]: p["containerPort"] for p in edge["ports"]}
+    env = {e["name"]: e["value"] for e in edge["env"]}
+    assert edge_ports == {"edge-http": int(env["EDGE_HTTP_PORT"]), "edge-grpc": int(env["EDGE_GRPC_PORT"])}
+    triton_ports = {p["name"]: p["containerPort"] for p in pod_container(pod, "triton")["ports"]}
+    assert (int(env["TRITON_HTTP_PORT"]), int(env["TRITON_GRPC_PORT"])) == (triton_ports["http"], triton_ports["grpc"])
+    # The limit must admit the largest file a decoder accepts (video: 256 MiB).
+    from deepfake_serving.video import DEFAULT_MAX_BYTES as VIDEO_MAX_BYTES
+
+    assert env["EDGE_MAX_BODY"].endswith("MB") and int(env["EDGE_MAX_BODY"][:-2]) * 10**6 > VIDEO_MAX_BYTES
+    # The Caddyfile the sidecar mounts is the one tests/server/test_edge_limits.py runs.
+    (config_map,) = [d for name, d in found.items() if name.startswith("ConfigMap/edge-caddyfile")]
+    assert config_map["data"]["Caddyfile"] == (K8S / "components" / "edge" / "Caddyfile").read_text()
+    assert found["Service/triton"]["spec"]["ports"][0]["targetPort"] == "edge-http"
+    grpc_port = found["Service/triton-grpc"]["spec"]["ports"][0]
+    # Headless: clients dial pod IPs on the Service's port, so it must be the edge's own.
+    assert found["Service/triton-grpc"]["spec"]["clusterIP"] == "None"
+    assert grpc_port["targetPort"] == "edge-grpc" and grpc_port["port"] == edge_ports["edge-grpc"]
+    client_ports = found["NetworkPolicy/triton"]["spec"]["ingress"][0]["ports"]
+    assert {p["port"] for p in client_ports} == {"edge-http", "edge-grpc"}

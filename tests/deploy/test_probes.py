@@ -12,7 +12,7 @@ import yaml
 
 from deepfake_serving import server_flags, stub_health
 from tests.deploy.conftest import K8S, ROOT
-from tests.deploy.test_manifests import kinds, render
+from tests.deploy.test_manifests import kinds, pod_container, render
 
 pytestmark = pytest.mark.server
 
@@ -29,7 +29,7 @@ def local_port(triton, name: str) -> int:
 @pytest.mark.parametrize("overlay", ["gpu", "cpu"])
 def test_every_probe_path_answers_200_on_the_port_it_names(triton, kubectl, overlay):
     deployment = kinds(render(kubectl, K8S / "overlays" / overlay))["Deployment/triton"]
-    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    container = pod_container(deployment["spec"]["template"]["spec"], "triton")
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     assert ports == server_flags.PORTS
     probes = {k: container[k]["httpGet"] for k in ("startupProbe", "readinessProbe")}
@@ -43,7 +43,7 @@ def test_every_probe_path_answers_200_on_the_port_it_names(triton, kubectl, over
 @pytest.mark.parametrize("overlay", ["gpu", "cpu"])
 def test_the_liveness_probe_runs_the_stub_check_against_the_http_port(triton, kubectl, overlay):
     deployment = kinds(render(kubectl, K8S / "overlays" / overlay))["Deployment/triton"]
-    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    container = pod_container(deployment["spec"]["template"]["spec"], "triton")
     command = container["livenessProbe"]["exec"]["command"]
     assert command[:3] == ["python3", "-m", "deepfake_serving.stub_health"]
     assert command[3:] == ["--url", f"http://127.0.0.1:{server_flags.PORTS['http']}"]

