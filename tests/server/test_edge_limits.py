@@ -124,20 +124,16 @@ def requests_seen(grpc_client, model: str = "detect_image") -> tuple[int, int]:
     return int(stats.get("inference_count", 0)), int(failed)
 
 
-def test_grpc_over_the_limit_is_resource_exhausted_naming_the_limit(edge, grpc_client):
+@pytest.mark.parametrize(
+    "protocol, detect, status",
+    [("grpc", grpc_detect, "StatusCode.RESOURCE_EXHAUSTED"), ("http", http_detect, "413")],
+    ids=["grpc", "http"],
+)
+def test_over_the_limit_is_refused_naming_the_limit(edge, grpc_client, protocol, detect, status):
     before = requests_seen(grpc_client)
     with pytest.raises(InferenceServerException) as caught:
-        grpc_detect(edge["grpc"], OVERSIZED)
-    assert caught.value.status() == "StatusCode.RESOURCE_EXHAUSTED"
-    assert f"request body exceeds the limit of {LIMIT} set at the edge" in caught.value.message()
-    assert requests_seen(grpc_client) == before, "the oversized request reached Triton"
-
-
-def test_http_over_the_limit_is_413_naming_the_limit(edge, grpc_client):
-    before = requests_seen(grpc_client)
-    with pytest.raises(InferenceServerException) as caught:
-        http_detect(edge["http"], OVERSIZED)
-    assert caught.value.status() == "413"
+        detect(edge[protocol], OVERSIZED)
+    assert caught.value.status() == status
     assert f"request body exceeds the limit of {LIMIT} set at the edge" in caught.value.message()
     assert requests_seen(grpc_client) == before, "the oversized request reached Triton"
 
