@@ -99,9 +99,20 @@ def test_the_pod_is_hardened_and_drains_before_it_is_killed(rendered, overlay):
     mounts = {m["mountPath"]: m["name"] for m in triton["volumeMounts"]}
     assert mounts["/dev/shm"] == "dshm" and mounts["/tmp"] == "tmp"
     assert "emptyDir" in volumes[mounts["/tmp"]]
-    prestop = triton["lifecycle"]["preStop"]["sleep"]["seconds"]
-    assert prestop == server_flags.PRESTOP_SLEEP_S
-    assert pod["terminationGracePeriodSeconds"] > prestop + server_flags.EXIT_TIMEOUT_S
+    # The edge component replaces the base's preStop sleep with the drain.
+    command = triton["lifecycle"]["preStop"]["exec"]["command"]
+    assert command[:3] == ["python3", "-m", "deepfake_serving.drain"]
+    settle = float(command[command.index("--settle") + 1])
+    drain_timeout = float(command[command.index("--timeout") + 1])
+    assert settle == server_flags.PRESTOP_SLEEP_S
+    assert pod["terminationGracePeriodSeconds"] > settle + drain_timeout + server_flags.EXIT_TIMEOUT_S
+    done_file = Path(command[command.index("--done-file") + 1])
+    edge = pod_container(pod, "edge")
+    assert str(done_file) in " ".join(edge["lifecycle"]["preStop"]["exec"]["command"])
+    for container in (triton, edge):
+        assert {m["mountPath"]: m["name"] for m in container["volumeMounts"]}[str(done_file.parent)] == "drain"
+    metrics_port = next(e["value"] for e in edge["env"] if e["name"] == "EDGE_METRICS_PORT")
+    assert command[command.index("--edge-metrics") + 1] == f"http://127.0.0.1:{metrics_port}/metrics"
     env = {e["name"]: e for e in triton["env"]}
     assert env[server_flags.ADMIN_KEY_ENV]["valueFrom"]["secretKeyRef"]["name"] == "triton-admin-key"
 

