@@ -34,8 +34,20 @@ def test_triton_waits_for_the_export_and_reserves_a_gpu():
         assert device["capabilities"] == ["gpu"]
     assert "models:/models" in services["export"]["volumes"] and "models:/models" in triton["volumes"]
     assert triton["shm_size"] and triton["read_only"] is True and triton["cap_drop"] == ["ALL"]
-    published = {p["name"]: p["target"] for p in triton["ports"]}
-    assert published == {"http": server_flags.PORTS["http"], "grpc": server_flags.PORTS["grpc"]}
+    # The host's 8000/8001 lead to the edge, which proxies to Triton's own ports.
+    published = {p["name"]: (int(p["published"]), p["target"]) for p in triton["ports"]}
+    edge = services["edge"]
+    env = edge["environment"]
+    assert published == {
+        "http": (server_flags.PORTS["http"], int(env["EDGE_HTTP_PORT"])),
+        "grpc": (server_flags.PORTS["grpc"], int(env["EDGE_GRPC_PORT"])),
+    }
+    assert (int(env["TRITON_HTTP_PORT"]), int(env["TRITON_GRPC_PORT"])) == (
+        server_flags.PORTS["http"],
+        server_flags.PORTS["grpc"],
+    )
+    assert edge["network_mode"] == "service:triton"
+    assert "./deploy/k8s/components/edge/Caddyfile:/etc/caddy/Caddyfile:ro" in edge["volumes"]
     # stop_grace_period > --exit-timeout-secs so in-flight requests drain.
     assert int(triton["stop_grace_period"].rstrip("s")) > server_flags.EXIT_TIMEOUT_S
 
