@@ -51,8 +51,12 @@ class Batching:
 
     preferred_batch_sizes: tuple[int, ...]
     max_queue_delay_us: int
-    #: Requests waiting in the model's queue beyond this are refused at once
-    #: with UNAVAILABLE; it bounds the memory a traffic spike can pin.
+    #: GPU overlay only: requests beyond this many waiting are refused at once
+    #: with UNAVAILABLE, bounding the memory a spike can pin. Not on CPU: in
+    #: Triton 2.51 (the pip server) an ensemble request whose step is refused
+    #: this way can hang until the client's deadline (found by
+    #: tests/server/test_queue_policy.py; fixed upstream in
+    #: triton-inference-server/core#466, 2026, which the 26.07 image has).
     max_queue_size: int
     cpu_instances: int = 1
     intra_op_threads: int = 2
@@ -124,7 +128,6 @@ def detector_config(spec: NetworkSpec, *, weights: str = "demo", weights_sha256:
                 "timeout_action": "REJECT",
                 "default_timeout_microseconds": QUEUE_TIMEOUT_US,
                 "allow_timeout_override": True,
-                "max_queue_size": batching.max_queue_size,
             },
         },
         "parameters": {
@@ -161,6 +164,10 @@ def gpu_overlay(config: dict[str, Any]) -> dict[str, Any]:
         **config["dynamic_batching"],
         "preferred_batch_size": list(batching.gpu_preferred_batch_sizes),
         "max_queue_delay_microseconds": batching.gpu_max_queue_delay_us,
+        "default_queue_policy": {
+            **config["dynamic_batching"]["default_queue_policy"],
+            "max_queue_size": batching.max_queue_size,
+        },
     }
     gpu["optimization"] = {
         "execution_accelerators": {
