@@ -76,13 +76,18 @@ def oversized_image() -> bytes:
 # Audio ----------------------------------------------------------------------
 
 
+def wav(data: bytes, *, rate: int = 16000, format_tag: int = 1, declared_data_bytes: int | None = None) -> bytes:
+    """A mono 16-bit RIFF/WAVE file around ``data``; the header may declare another data size."""
+    declared = len(data) if declared_data_bytes is None else declared_data_bytes
+    fmt = format_tag.to_bytes(2, "little") + (1).to_bytes(2, "little") + rate.to_bytes(4, "little")
+    fmt += (rate * 2).to_bytes(4, "little") + (2).to_bytes(2, "little") + (16).to_bytes(2, "little")
+    header = b"WAVE" + b"fmt " + len(fmt).to_bytes(4, "little") + fmt + b"data" + declared.to_bytes(4, "little")
+    return b"RIFF" + (len(header) + declared).to_bytes(4, "little") + header + data
+
+
 def unsupported_codec_wav() -> bytes:
     """A well-formed RIFF/WAVE file whose format tag no decoder knows."""
-    data = np.zeros(1600, np.int16).tobytes()
-    fmt = (0x7A7A).to_bytes(2, "little") + (1).to_bytes(2, "little") + (16000).to_bytes(4, "little")
-    fmt += (32000).to_bytes(4, "little") + (2).to_bytes(2, "little") + (16).to_bytes(2, "little")
-    body = b"WAVE" + b"fmt " + len(fmt).to_bytes(4, "little") + fmt + b"data" + len(data).to_bytes(4, "little") + data
-    return b"RIFF" + len(body).to_bytes(4, "little") + body
+    return wav(np.zeros(1600, np.int16).tobytes(), format_tag=0x7A7A)
 
 
 def truncated_flac() -> bytes:

@@ -115,7 +115,8 @@ def main(argv_: list[str] | None = None) -> int:
     if len(servers) != 1:
         print(f"stub_health: expected one tritonserver process, found {len(servers)}", file=sys.stderr)
         return 2
-    if not argv(servers[0]) or Path(argv(servers[0])[0]).name != "tritonserver":
+    server_argv = argv(servers[0])
+    if not server_argv or Path(server_argv[0]).name != "tritonserver":
         print(f"stub_health: process {servers[0]} is not a running tritonserver", file=sys.stderr)
         return 2
     missing = missing_stubs(servers[0])

@@ -57,10 +57,13 @@ GOOD = media.encode(media.astronaut(), "JPEG")
 OVERSIZED = GOOD + b"\0" * 2_000_000  # over the 1 MB edge limit, far under Triton's and the decoder's
 
 
-@pytest.mark.parametrize("detect", [grpc_detect, http_detect], ids=["grpc", "http"])
-def test_requests_under_the_limit_pass_the_edge_unchanged(triton, edge, detect):
-    direct = detect(triton.options.grpc_port if detect is grpc_detect else triton.options.http_port, GOOD)
-    assert detect(edge["grpc" if detect is grpc_detect else "http"], GOOD) == pytest.approx(direct, abs=1e-6)
+PROTOCOLS = [("grpc", grpc_detect), ("http", http_detect)]
+
+
+@pytest.mark.parametrize("protocol, detect", PROTOCOLS, ids=[name for name, _ in PROTOCOLS])
+def test_requests_under_the_limit_pass_the_edge_unchanged(triton, edge, protocol, detect):
+    direct = detect(getattr(triton.options, f"{protocol}_port"), GOOD)
+    assert detect(edge[protocol], GOOD) == pytest.approx(direct, abs=1e-6)
 
 
 def requests_seen(grpc_client, model: str = "detect_image") -> tuple[int, int]:

@@ -66,7 +66,7 @@ def test_a_killed_stub_fails_its_requests_fast_and_the_other_instance_keeps_serv
         assert stub_health.main(["--pid", str(server.process.pid), "--url", live_url]) == 0
         pids = stub_pids("face_detector", server.process.pid)
         assert len(pids) == 2, "face_detector runs two instances"
-        killed_instance = open(f"/proc/{pids[0]}/cmdline", "rb").read().split(b"\0")[8].decode()
+        killed_instance = stub_health.argv(pids[0])[8]  # Triton's instance name, e.g. face_detector_0_1
         os.kill(pids[0], signal.SIGKILL)
         outcomes = []
         for _ in range(8):

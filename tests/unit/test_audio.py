@@ -216,12 +216,7 @@ def test_a_wav_declaring_more_data_than_it_holds_is_decoded_as_what_it_holds():
     """
     from deepfake_serving.audio_pipeline import prepare_audio
 
-    rate, declared = 16000, 16000 * 3600 * 10 * 2
-    fmt = (1).to_bytes(2, "little") + (1).to_bytes(2, "little") + rate.to_bytes(4, "little")
-    fmt += (rate * 2).to_bytes(4, "little") + (2).to_bytes(2, "little") + (16).to_bytes(2, "little")
-    samples = (_tone(rate, 0.5) * 20000).astype(np.int16).tobytes()
-    body = b"WAVE" + b"fmt " + len(fmt).to_bytes(4, "little") + fmt + b"data" + declared.to_bytes(4, "little")
-    data = b"RIFF" + (len(body) + declared).to_bytes(4, "little") + body + samples
-    windows = prepare_audio(data)
+    samples = (_tone(16000, 0.5) * 20000).astype(np.int16).tobytes()
+    windows = prepare_audio(bad_media.wav(samples, declared_data_bytes=16000 * 3600 * 10 * 2))
     assert windows.real_seconds == pytest.approx(0.5, abs=0.01)
     assert len(windows.mel) == 1
