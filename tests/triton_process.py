@@ -37,6 +37,8 @@ class TritonProcess:
     process: subprocess.Popen
     options: ServerOptions
     log_path: Path
+    #: Process groups besides ``process``'s own: the supervised tritonserver's.
+    groups: tuple[int, ...] = ()
 
     @property
     def http_url(self) -> str:
@@ -78,11 +80,27 @@ class TritonProcess:
             except subprocess.TimeoutExpired:
                 pass
         # Stubs outlive a killed server; clean the whole group either way.
-        try:
-            os.killpg(self.process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        for group in (self.process.pid, *self.groups):
+            try:
+                os.killpg(group, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         self.process.wait(10)
+
+    def signal(self, signum: int) -> None:
+        """Send ``signum`` to the server process alone (the supervisor, when there is one)."""
+        self.process.send_signal(signum)
+
+
+def _child(pid: int, timeout_s: float = 10) -> int:
+    """The first child of ``pid`` (Linux ``/proc/<pid>/task/<pid>/children``)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        if children:
+            return int(children[0])
+        time.sleep(0.05)
+    raise TimeoutError(f"process {pid} started no child within {timeout_s:.0f}s")
 
 
 def start_triton(
@@ -90,8 +108,14 @@ def start_triton(
     repository: Path = MODEL_REPOSITORY,
     extra: list[str] | None = None,
     ready_timeout_s: float = 300,
+    supervised: bool = False,
+    exit_timeout_s: int = 10,
 ) -> TritonProcess:
-    """Start Triton on free ports and wait until every model is ready."""
+    """Start Triton on free ports and wait until every model is ready.
+
+    ``supervised`` runs it as production does, under ``deepfake_serving.supervise``
+    (which needs ``--model-control-mode=explicit`` and the repository key in ``extra``).
+    """
     install = TritonInstall.find()
     workdir.mkdir(parents=True, exist_ok=True)
     options = ServerOptions(
@@ -100,13 +124,16 @@ def start_triton(
         http_port=free_port(),
         grpc_port=free_port(),
         metrics_port=free_port(),
-        exit_timeout_s=10,
+        exit_timeout_s=exit_timeout_s,
         extra=list(extra or []),
     )
     log_path = workdir / "tritonserver.log"
+    command = options.command(install)
+    if supervised:
+        command = [sys.executable, "-m", "deepfake_serving.supervise", "--", *command]
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            options.command(install),
+            command,
             env=server_env(install),
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -114,6 +141,8 @@ def start_triton(
         )
     server = TritonProcess(process, options, log_path)
     try:
+        if supervised:
+            server.groups = (_child(process.pid),)  # tritonserver leads its own group
         server.wait_ready(ready_timeout_s)
     except BaseException:
         server.stop()

@@ -213,6 +213,9 @@ def kind_of(data: bytes, source: str) -> MediaKind:
     return found.kind
 
 
+#: Triton's words for a model that is in the repository but has no loaded version.
+NO_VERSION = "has no available versions"
+
 _GRPC_STATUS = {
     "INVALID_ARGUMENT": InvalidInputError,
     "UNAVAILABLE": UnavailableError,
@@ -239,6 +242,11 @@ def map_error(error: BaseException, *, url: str, source: str | None = None) -> D
         status = status.removeprefix("StatusCode.")
         message = error.message() or str(error)
         cls = _GRPC_STATUS.get(status) or _HTTP_STATUS.get(status)
+        if NO_VERSION in message:
+            # The model exists but is not loaded here: a server draining before
+            # shutdown (deepfake_serving.supervise) or reloading. Another
+            # endpoint, or this one a moment later, can serve it.
+            cls = UnavailableError
         if cls is None and status in ("", "None"):
             cls = _by_text(message)
         if cls is None:

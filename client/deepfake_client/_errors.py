@@ -66,7 +66,8 @@ class PayloadTooLargeError(InvalidInputError):
 
 
 class UnavailableError(DeepfakeClientError):
-    """No server answered (connection refused, UNAVAILABLE, HTTP 503), even after retries."""
+    """No server answered (connection refused, UNAVAILABLE, HTTP 503, or the model
+    is being unloaded before a shutdown), even after retries."""
 
     retryable = True
 

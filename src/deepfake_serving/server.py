@@ -4,7 +4,8 @@ The wheel carries a complete Triton 2.51 (binary, Python backend, stubs and
 shared libraries; see ``../shared/RUNTIME.md``). This module assembles the
 backend directory Triton needs (the Python backend plus the project's
 Python-based ``onnxruntime`` backend), builds the command line and runs it:
-in the foreground for ``make serve``, as a child process for the tests.
+under :mod:`deepfake_serving.supervise` for ``make serve``, as a child process
+for the tests.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import deepfake_serving
 from deepfake_serving.server_flags import ADMIN_HEADER, ADMIN_KEY_ENV, GRPC_ADMIN_METADATA, local_flags
+from deepfake_serving.supervise import supervise
 
 BACKENDS_SOURCE = Path(deepfake_serving.__file__).parent / "triton_backends"
 
@@ -154,8 +156,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     if shutil.which(command[0]) is None and not Path(command[0]).exists():
         raise RuntimeError(f"{command[0]} not found")
-    os.execve(command[0], command, server_env(install))  # foreground: Ctrl-C stops Triton
-    return 0  # not reached
+    # Ctrl-C drains the pipelines first (deepfake_serving.supervise); a second one stops at once.
+    return supervise(command, server_env(install))
 
 
 if __name__ == "__main__":

@@ -21,16 +21,17 @@ PORTS: dict[str, int] = {"http": 8000, "grpc": 8001, "metrics": 8002}
 #: Where the model repository is mounted in the container.
 MODEL_REPOSITORY = "/models"
 
-#: Seconds Triton waits for in-flight requests after SIGTERM. Kubernetes'
-#: terminationGracePeriodSeconds must exceed PRESTOP_SLEEP_S + this.
+#: Seconds Triton waits for in-flight requests after SIGTERM. The supervisor's
+#: drain (deepfake_serving.supervise) waits at most as long before it.
 EXIT_TIMEOUT_S = 30
 
-#: Seconds the preStop hook sleeps so endpoints controllers and client-side
-#: balancers drop the pod before Triton stops accepting requests.
+#: Seconds the preStop hooks sleep so endpoints controllers and client-side
+#: balancers drop the pod before the containers get SIGTERM.
 PRESTOP_SLEEP_S = 10
 
-#: terminationGracePeriodSeconds: preStop + drain + a margin for the stubs to exit.
-TERMINATION_GRACE_S = PRESTOP_SLEEP_S + EXIT_TIMEOUT_S + 20
+#: terminationGracePeriodSeconds: preStop + the supervisor's drain + Triton's
+#: exit timeout + a margin for the stubs to exit.
+TERMINATION_GRACE_S = PRESTOP_SLEEP_S + 2 * EXIT_TIMEOUT_S + 20
 
 #: The HTTP header (and gRPC metadata key) that unlocks the admin APIs.
 ADMIN_HEADER = "triton-admin-key"
@@ -73,8 +74,12 @@ def production_flags(options: FlagOptions) -> list[str]:
     """Every flag of the production server, in a stable order."""
     flags = [
         f"--model-repository={options.model_repository}",
-        # The repository is fixed at start: no load/unload through the API.
-        "--model-control-mode=none",
+        # Every model loads at start. Explicit control only so that the
+        # supervisor (deepfake_serving.supervise) can unload the entry models
+        # to drain them before SIGTERM; the edge refuses repository calls from
+        # outside the pod, and the admin key guards them inside.
+        "--model-control-mode=explicit",
+        "--load-model=*",
         # Ready only when every model is; a model that fails to load stops the server.
         "--strict-readiness=true",
         "--exit-on-error=true",

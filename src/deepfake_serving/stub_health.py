@@ -14,9 +14,10 @@ closes that gap for a liveness probe. It reads everything from ``/proc``:
   Triton names them) against the stubs that are running, whose ``argv`` carries
   the server's PID (5th argument) and the instance name (8th).
 
-Exit status 0 when every expected stub runs (and, with ``--url``, the server
-answers ``/v2/health/live``), 1 naming what is missing, 2 when no single
-``tritonserver`` process is found.
+With ``--url`` only models the server calls ready are expected to have stubs
+(so a drain that unloads models is not a failure), and the server must answer
+``/v2/health/live``. Exit status 0 when every expected stub runs, 1 naming what
+is missing, 2 when no single ``tritonserver`` process is found.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import argparse
 import os
 import sys
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 from deepfake_serving.model_configs import parse_pbtxt
@@ -77,8 +79,13 @@ def _config(model_dir: Path, config_name: str | None):
     return parse_pbtxt(model_dir / "config.pbtxt")
 
 
-def expected_instances(repositories: list[Path], backend_directory: Path, config_name: str | None = None) -> set[str]:
-    """Instance names Triton gives the stub-hosted models of ``repositories``."""
+def expected_instances(
+    repositories: list[Path],
+    backend_directory: Path,
+    config_name: str | None = None,
+    loaded: Callable[[str], bool] = lambda _model: True,
+) -> set[str]:
+    """Instance names Triton gives the stub-hosted models of ``repositories`` that are ``loaded``."""
     names = set()
     for repository in repositories:
         for config_path in sorted(repository.glob("*/config.pbtxt")):
@@ -87,14 +94,18 @@ def expected_instances(repositories: list[Path], backend_directory: Path, config
             if backend != "python" and not (backend_directory / backend / "model.py").is_file():
                 continue
             name = config.name or config_path.parent.name
+            if not loaded(name):
+                continue
             for group_index, group in enumerate(config.instance_group or [None]):
                 count = group.count if group is not None and group.count > 0 else 1
                 names |= {f"{name}_{group_index}_{i}" for i in range(count)}
     return names
 
 
-def missing_stubs(server_pid: int, proc: Path = Path("/proc")) -> set[str]:
-    """Instances ``server_pid``'s repository needs in stubs that are not running."""
+def missing_stubs(
+    server_pid: int, proc: Path = Path("/proc"), loaded: Callable[[str], bool] = lambda _model: True
+) -> set[str]:
+    """Instances of ``server_pid``'s ``loaded`` models that should run in stubs and do not."""
     args = argv(server_pid, proc)
     try:  # relative flags are relative to the server's working directory
         cwd = Path(os.readlink(proc / str(server_pid) / "cwd"))
@@ -103,7 +114,23 @@ def missing_stubs(server_pid: int, proc: Path = Path("/proc")) -> set[str]:
     repositories = [cwd / value for value in flag_values(args, "--model-repository")]
     backend_directory = cwd / (flag_values(args, "--backend-directory") or [DEFAULT_BACKEND_DIRECTORY])[-1]
     config_name = (flag_values(args, "--model-config-name") or [None])[-1]
-    return expected_instances(repositories, backend_directory, config_name) - running_instances(server_pid, proc)
+    expected = expected_instances(repositories, backend_directory, config_name, loaded)
+    return expected - running_instances(server_pid, proc)
+
+
+def model_ready(url: str) -> Callable[[str], bool]:
+    """Whether Triton at ``url`` calls a model ready. An unloaded model (the
+    supervisor drains the entry models at shutdown) has no stubs to check; a model
+    whose stub died stays ready on 2.51, so that case is still caught."""
+
+    def ready(model: str) -> bool:
+        try:
+            with urllib.request.urlopen(f"{url}/v2/models/{model}/ready", timeout=4) as response:
+                return response.status == 200
+        except OSError:
+            return False
+
+    return ready
 
 
 def main(argv_: list[str] | None = None) -> int:
@@ -119,7 +146,7 @@ def main(argv_: list[str] | None = None) -> int:
     if not server_argv or Path(server_argv[0]).name != "tritonserver":
         print(f"stub_health: process {servers[0]} is not a running tritonserver", file=sys.stderr)
         return 2
-    missing = missing_stubs(servers[0])
+    missing = missing_stubs(servers[0], loaded=model_ready(args.url) if args.url else lambda _model: True)
     if missing:
         print(f"stub_health: Python-backend instances not running: {', '.join(sorted(missing))}", file=sys.stderr)
         return 1

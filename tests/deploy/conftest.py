@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -12,6 +13,12 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
 KUSTOMIZATIONS = [K8S / "base", K8S / "overlays" / "gpu", K8S / "overlays" / "cpu", K8S / "monitoring"]
+
+
+def edge_grace_period_s() -> int:
+    """How long the edge (Caddy) keeps proxying in-flight requests after SIGTERM."""
+    caddyfile = (K8S / "components" / "edge" / "Caddyfile").read_text()
+    return int(re.search(r"^\s*grace_period (\d+)s$", caddyfile, re.MULTILINE).group(1))
 
 
 def _tool(name: str) -> str:

@@ -10,7 +10,7 @@ import subprocess
 import yaml
 
 from deepfake_serving import server_flags
-from tests.deploy.conftest import ROOT, _tool
+from tests.deploy.conftest import ROOT, _tool, edge_grace_period_s
 
 COMPOSE = ROOT / "docker-compose.yml"
 
@@ -48,8 +48,11 @@ def test_triton_waits_for_the_export_and_reserves_a_gpu():
     )
     assert edge["network_mode"] == "service:triton"
     assert "./deploy/k8s/components/edge/Caddyfile:/etc/caddy/Caddyfile:ro" in edge["volumes"]
-    # stop_grace_period > --exit-timeout-secs so in-flight requests drain.
-    assert int(triton["stop_grace_period"].rstrip("s")) > server_flags.EXIT_TIMEOUT_S
+    # Compose stops the edge first (it depends on Triton): Caddy's grace period
+    # must fit in its stop_grace_period; Triton's must hold the supervisor's drain
+    # and Triton's own exit timeout, each at most EXIT_TIMEOUT_S.
+    assert int(edge["stop_grace_period"].rstrip("s")) > edge_grace_period_s()
+    assert int(triton["stop_grace_period"].rstrip("s")) > 2 * server_flags.EXIT_TIMEOUT_S
 
 
 def test_prometheus_scrapes_triton_and_grafana_is_provisioned():

@@ -3,6 +3,8 @@ against the Kubernetes 1.37 schemas (kubernetes-validate, strict: unknown fields
 
 from __future__ import annotations
 
+import json
+import re
 import shutil
 from pathlib import Path
 
@@ -10,7 +12,7 @@ import pytest
 import yaml
 
 from deepfake_serving import server_flags
-from tests.deploy.conftest import K8S, KUSTOMIZATIONS, ROOT
+from tests.deploy.conftest import K8S, KUSTOMIZATIONS, ROOT, edge_grace_period_s
 
 kubernetes_validate = pytest.importorskip("kubernetes_validate")
 K8S_VERSION = "1.37.0"
@@ -83,6 +85,12 @@ def test_the_s3_component_renders_and_validates(kubectl, tmp_path):
     assert "model-source" not in {v["name"] for v in pod["volumes"]}
 
 
+def test_the_image_runs_triton_under_the_supervisor():
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    entrypoint = json.loads(re.search(r"^ENTRYPOINT (.+)$", dockerfile, re.MULTILINE).group(1))
+    assert entrypoint == ["python3", "-m", "deepfake_serving.supervise", "--", "tritonserver"]
+
+
 @pytest.mark.parametrize("overlay", ["overlays/gpu", "overlays/cpu"])
 def test_the_pod_is_hardened_and_drains_before_it_is_killed(rendered, overlay):
     pod = kinds(rendered[overlay])["Deployment/triton"]["spec"]["template"]["spec"]
@@ -99,20 +107,15 @@ def test_the_pod_is_hardened_and_drains_before_it_is_killed(rendered, overlay):
     mounts = {m["mountPath"]: m["name"] for m in triton["volumeMounts"]}
     assert mounts["/dev/shm"] == "dshm" and mounts["/tmp"] == "tmp"
     assert "emptyDir" in volumes[mounts["/tmp"]]
-    # The edge component replaces the base's preStop sleep with the drain.
-    command = triton["lifecycle"]["preStop"]["exec"]["command"]
-    assert command[:3] == ["python3", "-m", "deepfake_serving.drain"]
-    settle = float(command[command.index("--settle") + 1])
-    drain_timeout = float(command[command.index("--timeout") + 1])
-    assert settle == server_flags.PRESTOP_SLEEP_S
-    assert pod["terminationGracePeriodSeconds"] > settle + drain_timeout + server_flags.EXIT_TIMEOUT_S
-    done_file = Path(command[command.index("--done-file") + 1])
+    # Stop sequence (RELIABILITY.md, "Shutdown"): both containers sleep while the
+    # endpoints drop the pod; then the image's entrypoint (no command override)
+    # drains Triton's pipelines while Caddy finishes what it proxies.
     edge = pod_container(pod, "edge")
-    assert str(done_file) in " ".join(edge["lifecycle"]["preStop"]["exec"]["command"])
     for container in (triton, edge):
-        assert {m["mountPath"]: m["name"] for m in container["volumeMounts"]}[str(done_file.parent)] == "drain"
-    metrics_port = next(e["value"] for e in edge["env"] if e["name"] == "EDGE_METRICS_PORT")
-    assert command[command.index("--edge-metrics") + 1] == f"http://127.0.0.1:{metrics_port}/metrics"
+        assert container["lifecycle"]["preStop"] == {"sleep": {"seconds": server_flags.PRESTOP_SLEEP_S}}
+    assert "command" not in triton, "a command override would bypass the supervisor"
+    assert pod["terminationGracePeriodSeconds"] == server_flags.TERMINATION_GRACE_S
+    assert edge_grace_period_s() > server_flags.EXIT_TIMEOUT_S  # the supervisor's drain, at most
     env = {e["name"]: e for e in triton["env"]}
     assert env[server_flags.ADMIN_KEY_ENV]["valueFrom"]["secretKeyRef"]["name"] == "triton-admin-key"
 

@@ -14,6 +14,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from tests.triton_process import ROOT, TritonProcess, free_port
@@ -37,15 +38,23 @@ def wait_for_port(port: int, timeout_s: float = 15) -> None:
     raise TimeoutError(f"the edge did not listen on {port}")
 
 
+@dataclass
+class Edge:
+    """A running edge: its ports ``{"http", "grpc"}`` and its process."""
+
+    ports: dict[str, int]
+    process: subprocess.Popen
+
+
 @contextmanager
-def run_edge(triton: TritonProcess, workdir: Path, max_body: str = "300MB") -> Iterator[dict[str, int]]:
-    """Ports ``{"http", "grpc", "metrics"}`` of a running edge; stopped on exit."""
-    ports = {"http": free_port(), "grpc": free_port(), "metrics": free_port()}
+def run_edge(triton: TritonProcess, workdir: Path, max_body: str = "300MB") -> Iterator[Edge]:
+    """An edge in front of ``triton``; stopped on exit."""
+    ports = {"http": free_port(), "grpc": free_port()}
+    workdir.mkdir(parents=True, exist_ok=True)
     env = dict(
         os.environ,
         EDGE_HTTP_PORT=str(ports["http"]),
         EDGE_GRPC_PORT=str(ports["grpc"]),
-        EDGE_METRICS_PORT=str(ports["metrics"]),
         EDGE_MAX_BODY=max_body,
         TRITON_HTTP_PORT=str(triton.options.http_port),
         TRITON_GRPC_PORT=str(triton.options.grpc_port),
@@ -63,7 +72,7 @@ def run_edge(triton: TritonProcess, workdir: Path, max_body: str = "300MB") -> I
         try:
             for port in ports.values():
                 wait_for_port(port)
-            yield ports
+            yield Edge(ports, process)
         finally:
             process.terminate()
             try:

@@ -29,8 +29,8 @@ LIMIT = "1MB"
 
 @pytest.fixture(scope="module")
 def edge(triton, tmp_path_factory) -> Iterator[dict[str, int]]:
-    with run_edge(triton, tmp_path_factory.mktemp("edge"), max_body=LIMIT) as ports:
-        yield ports
+    with run_edge(triton, tmp_path_factory.mktemp("edge"), max_body=LIMIT) as running:
+        yield running.ports
 
 
 def grpc_detect(port: int, data: bytes) -> float:
@@ -90,3 +90,34 @@ def test_over_the_limit_is_refused_naming_the_limit(edge, grpc_client, protocol,
 def test_the_server_keeps_serving_through_the_edge_after_refusals(triton, edge):
     assert grpc_detect(edge["grpc"], GOOD) == pytest.approx(grpc_detect(triton.options.grpc_port, GOOD), abs=1e-6)
     assert http_detect(edge["http"], GOOD) == pytest.approx(grpc_detect(triton.options.grpc_port, GOOD), abs=1e-6)
+
+
+def test_repository_control_is_refused_at_the_edge_and_open_inside(triton, edge):
+    """Explicit model control lets a load upload code: from outside the pod it is
+    refused whatever the key; inside, the supervisor reaches Triton directly."""
+    import urllib.error
+    import urllib.request
+
+    def post(port: int, path: str) -> tuple[int, bytes]:
+        request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=b"{}", method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status, response.read()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read()
+
+    for path in ("/v2/repository/index", "/v2/repository/models/detect_image/unload"):
+        status, body = post(edge["http"], path)
+        assert status == 403 and b"not served through the edge" in body, (path, status, body)
+    assert post(triton.options.http_port, "/v2/repository/index")[0] == 200
+
+    client = grpcclient.InferenceServerClient(f"127.0.0.1:{edge['grpc']}")
+    try:
+        for call in (client.get_model_repository_index, lambda: client.unload_model("detect_image")):
+            with pytest.raises(InferenceServerException) as refused:
+                call()
+            assert refused.value.status() == "StatusCode.PERMISSION_DENIED"
+            assert "not served through the edge" in refused.value.message()
+        assert client.is_model_ready("detect_image")  # nothing was unloaded; metadata still passes
+    finally:
+        client.close()

@@ -23,7 +23,8 @@ import pytest
 import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
 
-from deepfake_serving import stub_health
+from deepfake_serving import server_flags, stub_health
+from deepfake_serving.supervise import RepositoryApi
 from tests import media
 from tests.triton_process import MODEL_REPOSITORY, start_triton
 
@@ -87,4 +88,27 @@ def test_a_killed_stub_fails_its_requests_fast_and_the_other_instance_keeps_serv
         assert stub_health.main(["--pid", str(server.process.pid), "--url", live_url]) == 1
     finally:
         client.close()
+        server.stop()
+
+
+def test_an_unloaded_model_is_not_a_missing_stub(tmp_path):
+    """The supervisor unloads models to drain them at shutdown: the liveness
+    check must not restart the pod for stubs that were meant to go."""
+    repository = tmp_path / "repository"
+    repository.mkdir()
+    for name in IMAGE_MODELS:
+        (repository / name).symlink_to(MODEL_REPOSITORY / name)
+    server = start_triton(tmp_path, repository=repository, extra=server_flags.local_flags("stub-test-key"))
+    api = RepositoryApi.from_command(server.process.args)
+    try:
+        for model in ("detect_image", "image_fusion"):
+            api.unload(model)
+        deadline = time.monotonic() + 30
+        while stub_pids("image_fusion", server.process.pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert api.states()["image_fusion"] == "UNAVAILABLE"
+        live_url = f"http://{server.http_url}"
+        assert stub_health.missing_stubs(server.process.pid) == {"image_fusion_0_0"}  # without the server's view
+        assert stub_health.main(["--pid", str(server.process.pid), "--url", live_url]) == 0
+    finally:
         server.stop()

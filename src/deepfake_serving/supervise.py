@@ -1,0 +1,252 @@
+"""``python -m deepfake_serving.supervise -- tritonserver FLAGS``: Triton with a graceful stop.
+
+Triton 2.51 cannot finish an in-flight ensemble or BLS request once SIGTERM has
+reached it: from then on the composing models refuse the request's next step,
+so it fails with UNAVAILABLE or waits for the client's deadline
+(``RELIABILITY.md``, "Shutdown"; ``tests/server/test_shutdown.py``). A model
+that is *unloaded*, on the other hand, refuses new requests at once and goes
+away only after its last in-flight request has been answered, while the models
+it composes keep serving. So this supervisor, the container's entrypoint and
+what ``make serve`` runs, starts Triton in its own process group and on SIGTERM
+or SIGINT:
+
+1. unloads the entry models (:data:`ENTRY_MODELS`) through the repository API.
+   New requests for them get NOT_FOUND "has no available versions", which
+   ``deepfake_client`` retries on another endpoint;
+2. waits until each of them has left the READY/UNLOADING states, at most
+   ``--drain-timeout`` seconds (default: the command's ``--exit-timeout-secs``);
+3. forwards SIGTERM to Triton, which finishes what is left (direct requests to
+   the composing models, one step each) within ``--exit-timeout-secs`` and exits.
+
+A second signal skips the wait; a third kills the process group. The exit
+status is Triton's. Unloading needs ``--model-control-mode=explicit`` and the
+repository API's key, which this reads from the command's
+``--http-restricted-api`` flag; without them step 1 fails, the supervisor says
+so, and Triton gets SIGTERM at once (the 2.51 behaviour).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from deepfake_serving.stub_health import flag_values
+
+#: The models clients call, each of which calls others (ensembles and the
+#: ``detect_video`` BLS model). Unloading them first lets their in-flight
+#: requests finish on the composing models, which stay loaded until SIGTERM.
+ENTRY_MODELS: tuple[str, ...] = ("detect_image", "detect_audio", "detect_video")
+
+#: Repository-index states in which a model may still have requests in flight.
+_BUSY_STATES = frozenset({"READY", "LOADING", "UNLOADING"})
+
+#: Seconds beyond the exit timeout after which a Triton that has not exited is killed.
+KILL_MARGIN_S = 30
+
+
+def _log(message: str) -> None:
+    print(f"supervise: {message}", file=sys.stderr, flush=True)
+
+
+@dataclass(frozen=True)
+class RepositoryApi:
+    """Triton's HTTP repository API on the supervised server, with its key."""
+
+    url: str  # http://127.0.0.1:8000
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_command(cls, command: Sequence[str]) -> RepositoryApi:
+        """Where the server in ``command`` listens for HTTP, and the header that unlocks ``model-repository``."""
+        args = list(command)
+        port = (flag_values(args, "--http-port") or ["8000"])[-1]
+        address = (flag_values(args, "--http-address") or ["0.0.0.0"])[-1]
+        if address in ("0.0.0.0", "::", "[::]", ""):
+            address = "127.0.0.1"
+        headers: dict[str, str] = {}
+        for value in flag_values(args, "--http-restricted-api"):
+            apis, _, secret = value.partition(":")
+            header, _, key = secret.partition("=")
+            if "model-repository" in apis.split(",") and header:
+                headers = {header: key}
+        return cls(url=f"http://{address}:{port}", headers=headers)
+
+    def _post(self, path: str, body: dict, timeout_s: float = 10) -> bytes:
+        request = urllib.request.Request(
+            self.url + path,
+            data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json", **self.headers},
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=timeout_s) as response:
+            return response.read()
+
+    def unload(self, model: str) -> None:
+        """Ask Triton to unload ``model`` alone (not the models it composes); returns at once."""
+        self._post(f"/v2/repository/models/{model}/unload", {"parameters": {"unload_dependents": False}})
+
+    def states(self) -> dict[str, str]:
+        """Each model's state in the repository index (``READY``, ``UNLOADING``, ``UNAVAILABLE``...)."""
+        return {entry["name"]: entry.get("state", "") for entry in json.loads(self._post("/v2/repository/index", {}))}
+
+
+def _error_text(error: Exception) -> str:
+    if isinstance(error, urllib.error.HTTPError):
+        try:
+            return f"HTTP {error.code}: {json.loads(error.read()).get('error', '')}"
+        except (ValueError, OSError):
+            return f"HTTP {error.code}"
+    return str(error)
+
+
+def busy_models(states: dict[str, str], models: Sequence[str]) -> list[str]:
+    """Those of ``models`` that may still have requests in flight."""
+    return [model for model in models if states.get(model) in _BUSY_STATES]
+
+
+def exit_status(returncode: int) -> int:
+    """A shell's exit status for a child's ``returncode`` (128 + N when killed by signal N)."""
+    return 128 - returncode if returncode < 0 else returncode
+
+
+class Supervisor:
+    """Runs one Triton command and stops it as the module docstring describes."""
+
+    def __init__(
+        self,
+        command: Sequence[str],
+        env: dict[str, str] | None = None,
+        models: Sequence[str] = ENTRY_MODELS,
+        drain_timeout_s: float | None = None,
+        poll_s: float = 0.2,
+    ) -> None:
+        self.command = list(command)
+        self.env = env
+        self.models = tuple(models)
+        self.exit_timeout_s = float((flag_values(self.command, "--exit-timeout-secs") or ["30"])[-1])
+        self.drain_timeout_s = self.exit_timeout_s if drain_timeout_s is None else drain_timeout_s
+        self.poll_s = poll_s
+        self.api = RepositoryApi.from_command(self.command)
+        self._signals: queue.SimpleQueue[int] = queue.SimpleQueue()
+        self._process: subprocess.Popen | None = None
+
+    def _on_signal(self, signum: int, _frame: object) -> None:
+        self._signals.put(signum)  # SimpleQueue.put is safe in a signal handler
+
+    def _next_signal(self, timeout_s: float) -> int | None:
+        try:
+            return self._signals.get(timeout=max(timeout_s, 0))
+        except queue.Empty:
+            return None
+
+    def run(self) -> int:
+        """Start Triton, stop it gracefully on the first signal; Triton's exit status."""
+        handled = (signal.SIGTERM, signal.SIGINT)
+        previous = {signum: signal.signal(signum, self._on_signal) for signum in handled}
+        try:
+            # Its own process group: a terminal's Ctrl-C reaches only this
+            # supervisor, not Triton and its stubs, which would stop at once.
+            self._process = subprocess.Popen(self.command, env=self.env, process_group=0)
+            _log(f"started {self.command[0]} (pid {self._process.pid})")
+            return self._supervise(self._process)
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+            if self._process is not None:
+                self._kill_group(self._process)
+
+    def _supervise(self, process: subprocess.Popen) -> int:
+        while (signum := self._next_signal(0.5)) is None:
+            if process.poll() is not None:
+                _log(f"tritonserver exited by itself with {process.returncode}")
+                return exit_status(process.returncode)
+        _log(f"{signal.Signals(signum).name}: draining {', '.join(self.models)} (at most {self.drain_timeout_s:.0f} s)")
+        interrupted = self.drain(process)
+        if process.poll() is None:
+            _log("SIGTERM to tritonserver" + (" (drain skipped by a second signal)" if interrupted else ""))
+            process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + self.exit_timeout_s + KILL_MARGIN_S
+        while process.poll() is None:
+            if self._next_signal(min(0.5, deadline - time.monotonic())) is not None or time.monotonic() >= deadline:
+                _log("killing tritonserver")
+                self._kill_group(process)
+                process.wait()
+        _log(f"tritonserver exited with {process.returncode}")
+        return exit_status(process.returncode)
+
+    def drain(self, process: subprocess.Popen) -> bool:
+        """Unload the entry models and wait until none is busy; True when a signal cut it short."""
+        for model in self.models:
+            try:
+                self.api.unload(model)
+            except (OSError, ValueError) as error:
+                _log(f"cannot unload {model}: {_error_text(error)}")
+        deadline = time.monotonic() + self.drain_timeout_s
+        busy: list[str] = list(self.models)
+        while process.poll() is None:
+            try:
+                busy = busy_models(self.api.states(), self.models)
+            except (OSError, ValueError) as error:
+                _log(f"cannot read the repository index: {_error_text(error)}")
+                return False
+            if not busy:
+                _log("drained: no entry model has a request in flight")
+                return False
+            if time.monotonic() >= deadline:
+                _log(f"drain timed out; still busy: {', '.join(busy)}")
+                return False
+            if self._next_signal(min(self.poll_s, deadline - time.monotonic())) is not None:
+                return True
+        return False
+
+    @staticmethod
+    def _kill_group(process: subprocess.Popen) -> None:
+        # Stubs normally exit with Triton; this makes sure nothing is left behind.
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def supervise(
+    command: Sequence[str],
+    env: dict[str, str] | None = None,
+    *,
+    models: Sequence[str] = ENTRY_MODELS,
+    drain_timeout_s: float | None = None,
+) -> int:
+    """Run ``command`` (a ``tritonserver`` command line) under the supervisor; its exit status."""
+    return Supervisor(command, env, models=models, drain_timeout_s=drain_timeout_s).run()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m deepfake_serving.supervise",
+        description="Run tritonserver; on SIGTERM/SIGINT drain the entry models before Triton stops.",
+    )
+    parser.add_argument(
+        "--drain-timeout", type=float, help="seconds to wait for in-flight requests (default: --exit-timeout-secs)"
+    )
+    parser.add_argument(
+        "--model", action="append", dest="models", help=f"an entry model to drain (default: {', '.join(ENTRY_MODELS)})"
+    )
+    parser.add_argument("command", nargs=argparse.REMAINDER, help="-- tritonserver FLAGS")
+    args = parser.parse_args(argv)
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    if not command:
+        parser.error("no command: python -m deepfake_serving.supervise -- tritonserver FLAGS")
+    return supervise(command, models=args.models or ENTRY_MODELS, drain_timeout_s=args.drain_timeout)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
