@@ -1,7 +1,6 @@
 """Audio and video clips encoded with PyAV during the test run (nothing committed).
 
-Small copies of the generators in tests/unit/test_audio.py and test_video.py,
-shared by the server tests.
+The encoders behind tests/unit/test_video.py's clips and the server tests' media.
 """
 
 from __future__ import annotations
@@ -56,28 +55,31 @@ def speechlike(sr: int, seconds: float, seed: int = 0) -> np.ndarray:
     return (0.3 * envelope * voiced + 0.01 * rng.standard_normal(t.size)).astype(np.float32)
 
 
+def _mux_audio(out: av.container.OutputContainer, stream: av.AudioStream, planes: np.ndarray, rate: int) -> None:
+    """Encode float planes (channels x samples) into ``stream``, flushing it at the end."""
+    layout = "stereo" if planes.shape[0] == 2 else "mono"
+    step = 960
+    for i in range(0, planes.shape[1], step):
+        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(planes[:, i : i + step]), format="fltp", layout=layout)
+        frame.sample_rate = rate
+        frame.pts = i
+        for packet in stream.encode(frame):
+            out.mux(packet)
+    for packet in stream.encode(None):
+        out.mux(packet)
+
+
 def encode_audio(
     x: np.ndarray, sr: int, fmt: str, codec: str, *, stereo: bool = False, options: dict | None = None
 ) -> bytes:
     """Encode float mono samples with PyAV into ``fmt``."""
-    layout = "stereo" if stereo else "mono"
     planes = np.atleast_2d(np.asarray(x, dtype=np.float32))
     if stereo and planes.shape[0] == 1:
         planes = np.vstack([planes, planes])
     buf = io.BytesIO()
     with av.open(buf, "w", format=fmt) as out:
-        stream = out.add_stream(codec, rate=sr, layout=layout, options=options or {})
-        step = 960
-        for i in range(0, planes.shape[1], step):
-            frame = av.AudioFrame.from_ndarray(
-                np.ascontiguousarray(planes[:, i : i + step]), format="fltp", layout=layout
-            )
-            frame.sample_rate = sr
-            frame.pts = i
-            for packet in stream.encode(frame):
-                out.mux(packet)
-        for packet in stream.encode(None):
-            out.mux(packet)
+        stream = out.add_stream(codec, rate=sr, layout="stereo" if stereo else "mono", options=options or {})
+        _mux_audio(out, stream, planes, sr)
     return buf.getvalue()
 
 
@@ -112,21 +114,24 @@ def gradient_frames(n: int, width: int, height: int) -> list[np.ndarray]:
     ]
 
 
-def encode_video(
+def encode_frames(
     frames: list[np.ndarray],
     fps: int,
-    name: str,
-    *,
+    fmt: str,
+    vcodec: str,
+    pix_fmt: str,
+    options: dict[str, str],
+    acodec: str | None = None,
+    arate: int = 48000,
     audio: Callable[[int, float], np.ndarray] | None = None,
 ) -> bytes:
-    """Encode RGB frames (and optionally an audio signal) into one of :data:`VIDEO_FORMATS`."""
-    fmt, vcodec, pix_fmt, options, acodec, arate = VIDEO_FORMATS[name]
+    """Encode RGB frames, and with ``acodec`` a stereo copy of ``audio(rate, seconds)``, with PyAV."""
     height, width = frames[0].shape[:2]
     buf = io.BytesIO()
     with av.open(buf, "w", format=fmt) as out:
         vs = out.add_stream(vcodec, rate=fps, options=options)
         vs.width, vs.height, vs.pix_fmt = width, height, pix_fmt
-        ast = out.add_stream(acodec, rate=arate, layout="stereo") if audio is not None else None
+        ast = out.add_stream(acodec, rate=arate, layout="stereo") if acodec and audio is not None else None
         for i, rgb in enumerate(frames):
             frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
             frame.pts = i
@@ -136,15 +141,16 @@ def encode_video(
             out.mux(packet)
         if ast is not None:
             mono = audio(arate, len(frames) / fps)
-            stereo = np.vstack([mono, mono]).astype(np.float32)
-            for i in range(0, stereo.shape[1], 960):
-                af = av.AudioFrame.from_ndarray(
-                    np.ascontiguousarray(stereo[:, i : i + 960]), format="fltp", layout="stereo"
-                )
-                af.sample_rate = arate
-                af.pts = i
-                for packet in ast.encode(af):
-                    out.mux(packet)
-            for packet in ast.encode(None):
-                out.mux(packet)
+            _mux_audio(out, ast, np.vstack([mono, mono]).astype(np.float32), arate)
     return buf.getvalue()
+
+
+def encode_video(
+    frames: list[np.ndarray],
+    fps: int,
+    name: str,
+    *,
+    audio: Callable[[int, float], np.ndarray] | None = None,
+) -> bytes:
+    """Encode RGB frames (and optionally an audio signal) into one of :data:`VIDEO_FORMATS`."""
+    return encode_frames(frames, fps, *VIDEO_FORMATS[name], audio=audio)

@@ -10,17 +10,10 @@ import numpy as np
 
 from deepfake_client._common import (
     DEFAULT,
-    DEFAULT_MAX_BYTES,
-    INPUT_NAMES,
-    RESULT_TYPES,
-    ClientSettings,
+    Call,
+    ClientBase,
     Media,
-    ModelNames,
-    Protocol,
-    RetryPolicy,
-    TlsOptions,
-    kind_of,
-    load_media,
+    grpc_tls,
     map_error,
     output_names,
 )
@@ -31,40 +24,13 @@ from deepfake_client._sniff import MediaKind
 __all__ = ["AsyncDeepfakeClient"]
 
 
-class AsyncDeepfakeClient:
+class AsyncDeepfakeClient(ClientBase):
     """Asyncio client over ``tritonclient.grpc.aio`` / ``tritonclient.http.aio``.
 
     Takes the same options as ``DeepfakeClient`` and has the same methods,
     each a coroutine; ``detect_many`` is an async generator. Use it with
     ``async with`` so its connections are closed on the loop that opened them.
     """
-
-    def __init__(
-        self,
-        url: str | Sequence[str] = "localhost:8001",
-        *,
-        protocol: Protocol = "grpc",
-        timeout: float | None = 60.0,
-        retry: RetryPolicy | None = None,
-        max_bytes: int = DEFAULT_MAX_BYTES,
-        headers: dict[str, str] | None = None,
-        tls: TlsOptions | bool | None = None,
-        models: ModelNames | None = None,
-        dns_refresh_s: float = 30.0,
-    ) -> None:
-        self._settings = ClientSettings(
-            url,
-            protocol=protocol,
-            timeout=timeout,
-            retry=retry,
-            max_bytes=max_bytes,
-            headers=headers,
-            tls=tls,
-            models=models,
-            dns_refresh_s=dns_refresh_s,
-        )
-        self._transports: dict[str, Any] = {}
-        self._closed = False
 
     async def __aenter__(self) -> AsyncDeepfakeClient:
         return self
@@ -81,11 +47,6 @@ class AsyncDeepfakeClient:
                 await transport.close()
             except Exception:  # noqa: BLE001 - closing is best effort
                 pass
-
-    @property
-    def urls(self) -> list[str]:
-        """The endpoints currently in rotation."""
-        return self._settings.endpoints.urls
 
     async def detect_image(self, media: Media, *, timeout: float | None = DEFAULT) -> ImageResult:  # type: ignore[assignment]
         """Faces, per-model probabilities and the fused verdict for one image file."""
@@ -179,54 +140,41 @@ class AsyncDeepfakeClient:
 
     async def _detect(self, media: Media, kind: MediaKind | None, timeout: float | None | object) -> DetectionResult:
         settings = self._settings
-        source: str | None = None
-        try:
-            data, source = load_media(media, max_bytes=settings.max_bytes)
-            kind = kind or kind_of(data, source)
-        except DeepfakeClientError as error:
-            error.source = error.source or source
-            raise
-        deadline = settings.timeout_for(timeout)
-        model, input_name = settings.model_for(kind), INPUT_NAMES[kind]
+        call = settings.prepare(media, kind, timeout)
         attempt = 0
         while True:
             attempt += 1
             url = settings.endpoints.next()
             try:
-                outputs = await self._infer(url, model, input_name, data, deadline)
-                return RESULT_TYPES[kind].from_outputs(outputs, source=source)
+                return call.result(await self._infer(url, call))
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                error = map_error(exc, url=url, source=source)
-                error.attempts = attempt
-                if not settings.retry.should_retry(error, attempt):
+                error, again = settings.failure(exc, url=url, call=call, attempt=attempt)
+                if not again:
                     raise error from exc
             await asyncio.sleep(settings.retry.backoff_s(attempt))
 
-    async def _infer(
-        self, url: str, model: str, input_name: str, data: bytes, timeout: float | None
-    ) -> dict[str, np.ndarray]:
-        array = np.array([data], dtype=np.object_)
+    async def _infer(self, url: str, call: Call) -> dict[str, np.ndarray]:
+        array = np.array([call.data], dtype=np.object_)
         transport = self._transport(url)
+        headers = self._settings.headers
         if self._settings.protocol == "grpc":
             import tritonclient.grpc.aio as grpcclient
 
-            tensor = grpcclient.InferInput(input_name, [1], "BYTES")
+            tensor = grpcclient.InferInput(call.input_name, [1], "BYTES")
             tensor.set_data_from_numpy(array)
-            result = await transport.infer(model, [tensor], client_timeout=timeout, headers=self._settings.headers)
+            result = await transport.infer(call.model, [tensor], client_timeout=call.deadline, headers=headers)
         else:
             import tritonclient.http.aio as httpclient
 
-            tensor = httpclient.InferInput(input_name, [1], "BYTES")
+            tensor = httpclient.InferInput(call.input_name, [1], "BYTES")
             tensor.set_data_from_numpy(array, binary_data=True)
             try:
-                result = await asyncio.wait_for(
-                    transport.infer(model, [tensor], headers=self._settings.headers), timeout
-                )
+                result = await asyncio.wait_for(transport.infer(call.model, [tensor], headers=headers), call.deadline)
             except TimeoutError as error:
                 raise DeadlineExceededError(
-                    f"no answer within {timeout}s", status="DEADLINE_EXCEEDED", url=url
+                    f"no answer within {call.deadline}s", status="DEADLINE_EXCEEDED", url=url
                 ) from error
         return {name: result.as_numpy(name) for name in output_names(result.get_response())}
 
@@ -243,13 +191,7 @@ class AsyncDeepfakeClient:
         if self._settings.protocol == "grpc":
             import tritonclient.grpc.aio as grpcclient
 
-            return grpcclient.InferenceServerClient(
-                url,
-                ssl=tls is not None,
-                root_certificates=tls.root_certificates if tls else None,
-                private_key=tls.private_key if tls else None,
-                certificate_chain=tls.certificate_chain if tls else None,
-            )
+            return grpcclient.InferenceServerClient(url, **grpc_tls(tls))
         import ssl
 
         import tritonclient.http.aio as httpclient

@@ -12,17 +12,10 @@ import numpy as np
 
 from deepfake_client._common import (
     DEFAULT,
-    DEFAULT_MAX_BYTES,
-    INPUT_NAMES,
-    RESULT_TYPES,
-    ClientSettings,
+    Call,
+    ClientBase,
     Media,
-    ModelNames,
-    Protocol,
-    RetryPolicy,
-    TlsOptions,
-    kind_of,
-    load_media,
+    grpc_tls,
     map_error,
     output_names,
 )
@@ -33,7 +26,7 @@ from deepfake_client._sniff import MediaKind
 __all__ = ["DeepfakeClient"]
 
 
-class DeepfakeClient:
+class DeepfakeClient(ClientBase):
     """Blocking client for the ``detect_image``/``detect_audio``/``detect_video`` ensembles.
 
     Encoded file bytes go to the server as they are (no client-side decoding),
@@ -52,34 +45,6 @@ class DeepfakeClient:
         dns_refresh_s: how often ``dns:///`` targets are resolved again.
     """
 
-    def __init__(
-        self,
-        url: str | Sequence[str] = "localhost:8001",
-        *,
-        protocol: Protocol = "grpc",
-        timeout: float | None = 60.0,
-        retry: RetryPolicy | None = None,
-        max_bytes: int = DEFAULT_MAX_BYTES,
-        headers: dict[str, str] | None = None,
-        tls: TlsOptions | bool | None = None,
-        models: ModelNames | None = None,
-        dns_refresh_s: float = 30.0,
-    ) -> None:
-        self._settings = ClientSettings(
-            url,
-            protocol=protocol,
-            timeout=timeout,
-            retry=retry,
-            max_bytes=max_bytes,
-            headers=headers,
-            tls=tls,
-            models=models,
-            dns_refresh_s=dns_refresh_s,
-        )
-        self._lock = threading.Lock()
-        self._transports: dict[tuple[Any, ...], Any] = {}
-        self._closed = False
-
     # -- context management ------------------------------------------------
     def __enter__(self) -> DeepfakeClient:
         return self
@@ -97,11 +62,6 @@ class DeepfakeClient:
                 transport.close()
             except Exception:  # noqa: BLE001 - closing is best effort
                 pass
-
-    @property
-    def urls(self) -> list[str]:
-        """The endpoints currently in rotation."""
-        return self._settings.endpoints.urls
 
     # -- detection ---------------------------------------------------------
     def detect_image(self, media: Media, *, timeout: float | None = DEFAULT) -> ImageResult:  # type: ignore[assignment]
@@ -205,46 +165,35 @@ class DeepfakeClient:
 
     def _detect(self, media: Media, kind: MediaKind | None, timeout: float | None | object) -> DetectionResult:
         settings = self._settings
-        source: str | None = None
-        try:
-            data, source = load_media(media, max_bytes=settings.max_bytes)
-            kind = kind or kind_of(data, source)
-        except DeepfakeClientError as error:
-            error.source = error.source or source
-            raise
-        deadline = settings.timeout_for(timeout)
-        model, input_name = settings.model_for(kind), INPUT_NAMES[kind]
+        call = settings.prepare(media, kind, timeout)
         attempt = 0
         while True:
             attempt += 1
             url = settings.endpoints.next()
             try:
-                outputs = self._infer(url, model, input_name, data, deadline)
-                return RESULT_TYPES[kind].from_outputs(outputs, source=source)
+                return call.result(self._infer(url, call))
             except Exception as exc:
-                error = map_error(exc, url=url, source=source)
-                error.attempts = attempt
-                if not settings.retry.should_retry(error, attempt):
+                error, again = settings.failure(exc, url=url, call=call, attempt=attempt)
+                if not again:
                     raise error from exc
             time.sleep(settings.retry.backoff_s(attempt))
 
-    def _infer(
-        self, url: str, model: str, input_name: str, data: bytes, timeout: float | None
-    ) -> dict[str, np.ndarray]:
-        array = np.array([data], dtype=np.object_)
-        transport = self._transport(url, timeout)
+    def _infer(self, url: str, call: Call) -> dict[str, np.ndarray]:
+        array = np.array([call.data], dtype=np.object_)
+        transport = self._transport(url, call.deadline)
+        headers = self._settings.headers
         if self._settings.protocol == "grpc":
             import tritonclient.grpc as grpcclient
 
-            tensor = grpcclient.InferInput(input_name, [1], "BYTES")
+            tensor = grpcclient.InferInput(call.input_name, [1], "BYTES")
             tensor.set_data_from_numpy(array)
-            result = transport.infer(model, [tensor], client_timeout=timeout, headers=self._settings.headers)
+            result = transport.infer(call.model, [tensor], client_timeout=call.deadline, headers=headers)
         else:
             import tritonclient.http as httpclient
 
-            tensor = httpclient.InferInput(input_name, [1], "BYTES")
+            tensor = httpclient.InferInput(call.input_name, [1], "BYTES")
             tensor.set_data_from_numpy(array, binary_data=True)
-            result = transport.infer(model, [tensor], headers=self._settings.headers)
+            result = transport.infer(call.model, [tensor], headers=headers)
         return {name: result.as_numpy(name) for name in output_names(result.get_response())}
 
     def _transport(self, url: str, timeout: float | None) -> Any:
@@ -268,13 +217,7 @@ class DeepfakeClient:
         if self._settings.protocol == "grpc":
             import tritonclient.grpc as grpcclient
 
-            return grpcclient.InferenceServerClient(
-                url,
-                ssl=tls is not None,
-                root_certificates=tls.root_certificates if tls else None,
-                private_key=tls.private_key if tls else None,
-                certificate_chain=tls.certificate_chain if tls else None,
-            )
+            return grpcclient.InferenceServerClient(url, **grpc_tls(tls))
         import tritonclient.http as httpclient
 
         ssl_options: dict[str, str] = {}

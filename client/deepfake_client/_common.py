@@ -15,7 +15,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Literal
+from typing import IO, Any, Literal
 
 from deepfake_client._errors import (
     DeadlineExceededError,
@@ -27,7 +27,7 @@ from deepfake_client._errors import (
     UnavailableError,
     UnsupportedMediaError,
 )
-from deepfake_client._results import AudioResult, ImageResult, VideoResult
+from deepfake_client._results import AudioResult, DetectionResult, ImageResult, VideoResult
 from deepfake_client._sniff import SNIFF_BYTES, MediaKind, sniff
 
 __all__ = ["Media", "Protocol", "RetryPolicy", "ModelNames", "TlsOptions", "Endpoints", "load_media", "map_error"]
@@ -296,6 +296,16 @@ class TlsOptions:
     certificate_chain: str | None = None
 
 
+def grpc_tls(tls: TlsOptions | None) -> dict[str, Any]:
+    """The TLS keyword arguments of ``tritonclient.grpc`` (and ``.aio``) ``InferenceServerClient``."""
+    return {
+        "ssl": tls is not None,
+        "root_certificates": tls.root_certificates if tls else None,
+        "private_key": tls.private_key if tls else None,
+        "certificate_chain": tls.certificate_chain if tls else None,
+    }
+
+
 class ClientSettings:
     """The options both clients take, validated once."""
 
@@ -332,6 +342,76 @@ class ClientSettings:
 
     def timeout_for(self, timeout: float | None | object) -> float | None:
         return self.timeout if timeout is _DEFAULT else timeout  # type: ignore[return-value]
+
+    def prepare(self, media: Media, kind: MediaKind | None, timeout: float | None | object) -> Call:
+        """Read ``media`` and choose its ensemble; nothing is sent yet."""
+        source: str | None = None
+        try:
+            data, source = load_media(media, max_bytes=self.max_bytes)
+            kind = kind or kind_of(data, source)
+        except DeepfakeClientError as error:
+            error.source = error.source or source
+            raise
+        return Call(data, source, kind, self.model_for(kind), INPUT_NAMES[kind], self.timeout_for(timeout))
+
+    def failure(self, error: BaseException, *, url: str, call: Call, attempt: int) -> tuple[DeepfakeClientError, bool]:
+        """This package's error for a failed attempt, and whether to send the call again."""
+        mapped = map_error(error, url=url, source=call.source)
+        mapped.attempts = attempt
+        return mapped, self.retry.should_retry(mapped, attempt)
+
+
+@dataclass(frozen=True)
+class Call:
+    """One detection call as every attempt sends it."""
+
+    data: bytes
+    source: str
+    kind: MediaKind
+    model: str
+    input_name: str
+    deadline: float | None
+
+    def result(self, outputs: dict[str, Any]) -> DetectionResult:
+        return RESULT_TYPES[self.kind].from_outputs(outputs, source=self.source)
+
+
+class ClientBase:
+    """The constructor and endpoint list both clients share (see ``DeepfakeClient`` for the options)."""
+
+    def __init__(
+        self,
+        url: str | Sequence[str] = "localhost:8001",
+        *,
+        protocol: Protocol = "grpc",
+        timeout: float | None = 60.0,
+        retry: RetryPolicy | None = None,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        headers: dict[str, str] | None = None,
+        tls: TlsOptions | bool | None = None,
+        models: ModelNames | None = None,
+        dns_refresh_s: float = 30.0,
+    ) -> None:
+        self._settings = ClientSettings(
+            url,
+            protocol=protocol,
+            timeout=timeout,
+            retry=retry,
+            max_bytes=max_bytes,
+            headers=headers,
+            tls=tls,
+            models=models,
+            dns_refresh_s=dns_refresh_s,
+        )
+        # Guards the transports of the blocking client, which threads share.
+        self._lock = threading.Lock()
+        self._transports: dict[Any, Any] = {}
+        self._closed = False
+
+    @property
+    def urls(self) -> list[str]:
+        """The endpoints currently in rotation."""
+        return self._settings.endpoints.urls
 
 
 class _Default:

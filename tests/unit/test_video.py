@@ -17,6 +17,7 @@ import pytest
 
 from deepfake_serving.errors import RequestError
 from deepfake_serving.video import sample_indices, sample_video
+from tests import media_av
 
 BITS = 11
 BLOCK = 16
@@ -41,21 +42,17 @@ def _read_index(rgb: np.ndarray) -> int:
     return value
 
 
-# name -> (container, video codec, pix_fmt, options, audio codec or None, audio rate)
+# name -> (container, video codec, pix_fmt, options, audio codec, audio rate): the
+# server tests' formats, plus B-frames (decode order differs from display order).
 FORMATS = {
-    "mp4_h264_aac": ("mp4", "libx264", "yuv420p", {"preset": "ultrafast", "g": "10"}, "aac", 44100),
+    **media_av.VIDEO_FORMATS,
     "mp4_h264_bframes": ("mp4", "libx264", "yuv420p", {"preset": "veryfast", "g": "12", "bf": "3"}, "aac", 48000),
-    "webm_vp9_opus": (
-        "webm",
-        "libvpx-vp9",
-        "yuv420p",
-        {"deadline": "realtime", "cpu-used": "8", "g": "10", "lag-in-frames": "0"},
-        "libopus",
-        48000,
-    ),
-    "avi_mjpeg": ("avi", "mjpeg", "yuvj420p", {}, "pcm_s16le", 22050),
-    "mov_h264_aac": ("mov", "libx264", "yuv420p", {"preset": "ultrafast", "g": "10"}, "aac", 44100),
 }
+
+
+def _tone(rate: int, seconds: float) -> np.ndarray:
+    t = np.arange(int(rate * seconds)) / rate
+    return (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
 
 
 def encode_video(
@@ -71,38 +68,9 @@ def encode_video(
     width: int = WIDTH,
     height: int = HEIGHT,
 ) -> bytes:
-    buf = io.BytesIO()
-    with av.open(buf, "w", format=fmt) as out:
-        vs = out.add_stream(vcodec, rate=fps, options=options)
-        vs.width, vs.height, vs.pix_fmt = width, height, pix_fmt
-        streams = [vs]
-        if acodec:
-            layout = "stereo"
-            ast = out.add_stream(acodec, rate=arate, layout=layout)
-            streams.append(ast)
-        for i in range(n_frames):
-            frame = av.VideoFrame.from_ndarray(_frame_image(i, width, height), format="rgb24")
-            frame.pts = i
-            for packet in vs.encode(frame):
-                out.mux(packet)
-        for packet in vs.encode(None):
-            out.mux(packet)
-        if acodec:
-            seconds = n_frames / fps
-            t = np.arange(int(arate * seconds)) / arate
-            tone = np.vstack([np.sin(2 * np.pi * 440 * t)] * 2).astype(np.float32) * 0.3
-            step = 960
-            for i in range(0, tone.shape[1], step):
-                af = av.AudioFrame.from_ndarray(
-                    np.ascontiguousarray(tone[:, i : i + step]), format="fltp", layout=layout
-                )
-                af.sample_rate = arate
-                af.pts = i
-                for packet in ast.encode(af):
-                    out.mux(packet)
-            for packet in ast.encode(None):
-                out.mux(packet)
-    return buf.getvalue()
+    """``n_frames`` frames that carry their index (:func:`_read_index`), with a 440 Hz tone when ``acodec``."""
+    frames = [_frame_image(i, width, height) for i in range(n_frames)]
+    return media_av.encode_frames(frames, fps, fmt, vcodec, pix_fmt, options, acodec, arate, audio=_tone)
 
 
 @pytest.fixture(scope="module")
