@@ -25,6 +25,8 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -118,17 +120,26 @@ def missing_stubs(
     return expected - running_instances(server_pid, proc)
 
 
-def model_ready(url: str) -> Callable[[str], bool]:
-    """Whether Triton at ``url`` calls a model ready. An unloaded model (the
-    supervisor drains the entry models at shutdown) has no stubs to check; a model
-    whose stub died stays ready on 2.51, so that case is still caught."""
+def model_ready(url: str, budget_s: float = 3.0) -> Callable[[str], bool]:
+    """Whether Triton at ``url`` has a model loaded. Only Triton's own "not ready"
+    answer (HTTP 400) counts as unloaded (the supervisor unloads the entry models
+    to drain them at shutdown, and their stubs go); a model whose stub died stays
+    ready on 2.51, so that case is still caught. A slow or failed answer, or the
+    ``budget_s`` of the whole check running out, counts as loaded: its stubs are
+    still expected, so the check errs towards reporting a missing stub."""
+    deadline = time.monotonic() + budget_s
 
     def ready(model: str) -> bool:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return True
         try:
-            with urllib.request.urlopen(f"{url}/v2/models/{model}/ready", timeout=4) as response:
+            with urllib.request.urlopen(f"{url}/v2/models/{model}/ready", timeout=min(left, 2.0)) as response:
                 return response.status == 200
+        except urllib.error.HTTPError as error:
+            return error.code not in (400, 404)
         except OSError:
-            return False
+            return True
 
     return ready
 

@@ -7,27 +7,32 @@ so it fails with UNAVAILABLE or waits for the client's deadline
 that is *unloaded*, on the other hand, refuses new requests at once and goes
 away only after its last in-flight request has been answered, while the models
 it composes keep serving. So this supervisor, the container's entrypoint and
-what ``make serve`` runs, starts Triton in its own process group and on SIGTERM
-or SIGINT:
+what ``make serve`` runs, starts Triton in its own process group and on SIGTERM,
+SIGINT or SIGHUP:
 
 1. unloads the entry models (:data:`ENTRY_MODELS`) through the repository API.
    New requests for them get NOT_FOUND "has no available versions", which
    ``deepfake_client`` retries on another endpoint;
-2. waits until each of them has left the READY/UNLOADING states, at most
-   ``--drain-timeout`` seconds (default: the command's ``--exit-timeout-secs``);
+2. waits until each model it could unload has left the READY, LOADING and
+   UNLOADING states, at most ``--drain-timeout`` seconds (default: the
+   command's ``--exit-timeout-secs``), unload calls included;
 3. forwards SIGTERM to Triton, which finishes what is left (direct requests to
    the composing models, one step each) within ``--exit-timeout-secs`` and exits.
 
-A second signal skips the wait; a third kills the process group. The exit
-status is Triton's. Unloading needs ``--model-control-mode=explicit`` and the
-repository API's key, which this reads from the command's
-``--http-restricted-api`` flag; without them step 1 fails, the supervisor says
-so, and Triton gets SIGTERM at once (the 2.51 behaviour).
+A signal during the drain ends it early (step 3 at once); a signal after
+step 3 kills the process group, as does Triton outliving its exit timeout by
+:data:`KILL_MARGIN_S`. The exit status is Triton's. Unloading needs
+``--model-control-mode=explicit`` and the repository API's key, which this
+reads from the command's ``--http-restricted-api`` flag; when no model can be
+unloaded the supervisor says why and forwards SIGTERM at once (the bare 2.51
+behaviour).
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
+import ctypes.util
 import json
 import os
 import queue
@@ -53,6 +58,28 @@ _BUSY_STATES = frozenset({"READY", "LOADING", "UNLOADING"})
 #: Seconds beyond the exit timeout after which a Triton that has not exited is killed.
 KILL_MARGIN_S = 30
 
+#: What starts the drain: Kubernetes and Docker (TERM), a terminal's Ctrl-C (INT)
+#: and a closed terminal or SSH session (HUP).
+HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
+#: The longest single call to Triton's repository API.
+API_TIMEOUT_S = 10.0
+
+
+def _left(deadline: float) -> float:
+    """Seconds until ``deadline`` for one API call: at least a little, at most API_TIMEOUT_S."""
+    return min(API_TIMEOUT_S, max(deadline - time.monotonic(), 0.5))
+
+
+def _terminate_with_parent() -> None:
+    """In the child: SIGTERM it if the supervisor dies (PR_SET_PDEATHSIG), so a
+    killed supervisor never leaves Triton running in its separate process group."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
 
 def _log(message: str) -> None:
     print(f"supervise: {message}", file=sys.stderr, flush=True)
@@ -73,6 +100,8 @@ class RepositoryApi:
         address = (flag_values(args, "--http-address") or ["0.0.0.0"])[-1]
         if address in ("0.0.0.0", "::", "[::]", ""):
             address = "127.0.0.1"
+        elif ":" in address and not address.startswith("["):
+            address = f"[{address}]"  # an IPv6 literal in a URL
         headers: dict[str, str] = {}
         for value in flag_values(args, "--http-restricted-api"):
             apis, _, secret = value.partition(":")
@@ -81,7 +110,7 @@ class RepositoryApi:
                 headers = {header: key}
         return cls(url=f"http://{address}:{port}", headers=headers)
 
-    def _post(self, path: str, body: dict, timeout_s: float = 10) -> bytes:
+    def _post(self, path: str, body: dict, timeout_s: float) -> bytes:
         request = urllib.request.Request(
             self.url + path,
             data=json.dumps(body).encode(),
@@ -91,13 +120,14 @@ class RepositoryApi:
         with urllib.request.urlopen(request, timeout=timeout_s) as response:
             return response.read()
 
-    def unload(self, model: str) -> None:
+    def unload(self, model: str, timeout_s: float = API_TIMEOUT_S) -> None:
         """Ask Triton to unload ``model`` alone (not the models it composes); returns at once."""
-        self._post(f"/v2/repository/models/{model}/unload", {"parameters": {"unload_dependents": False}})
+        self._post(f"/v2/repository/models/{model}/unload", {"parameters": {"unload_dependents": False}}, timeout_s)
 
-    def states(self) -> dict[str, str]:
+    def states(self, timeout_s: float = API_TIMEOUT_S) -> dict[str, str]:
         """Each model's state in the repository index (``READY``, ``UNLOADING``, ``UNAVAILABLE``...)."""
-        return {entry["name"]: entry.get("state", "") for entry in json.loads(self._post("/v2/repository/index", {}))}
+        index = json.loads(self._post("/v2/repository/index", {}, timeout_s))
+        return {entry["name"]: entry.get("state", "") for entry in index}
 
 
 def _error_text(error: Exception) -> str:
@@ -151,19 +181,20 @@ class Supervisor:
 
     def run(self) -> int:
         """Start Triton, stop it gracefully on the first signal; Triton's exit status."""
-        handled = (signal.SIGTERM, signal.SIGINT)
-        previous = {signum: signal.signal(signum, self._on_signal) for signum in handled}
+        previous = {signum: signal.signal(signum, self._on_signal) for signum in HANDLED_SIGNALS}
         try:
             # Its own process group: a terminal's Ctrl-C reaches only this
             # supervisor, not Triton and its stubs, which would stop at once.
-            self._process = subprocess.Popen(self.command, env=self.env, process_group=0)
+            self._process = subprocess.Popen(
+                self.command, env=self.env, process_group=0, preexec_fn=_terminate_with_parent
+            )
             _log(f"started {self.command[0]} (pid {self._process.pid})")
             return self._supervise(self._process)
         finally:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
             if self._process is not None:
-                self._kill_group(self._process)
+                self._stop(self._process)
 
     def _supervise(self, process: subprocess.Popen) -> int:
         while (signum := self._next_signal(0.5)) is None:
@@ -171,9 +202,13 @@ class Supervisor:
                 _log(f"tritonserver exited by itself with {process.returncode}")
                 return exit_status(process.returncode)
         _log(f"{signal.Signals(signum).name}: draining {', '.join(self.models)} (at most {self.drain_timeout_s:.0f} s)")
-        interrupted = self.drain(process)
+        try:
+            interrupted = self.drain(process)
+        except Exception as error:  # noqa: BLE001 - a broken drain must still end in a clean SIGTERM
+            _log(f"drain failed: {error!r}")
+            interrupted = False
         if process.poll() is None:
-            _log("SIGTERM to tritonserver" + (" (drain skipped by a second signal)" if interrupted else ""))
+            _log("SIGTERM to tritonserver" + (" (drain cut short by a second signal)" if interrupted else ""))
             process.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + self.exit_timeout_s + KILL_MARGIN_S
         while process.poll() is None:
@@ -186,28 +221,43 @@ class Supervisor:
 
     def drain(self, process: subprocess.Popen) -> bool:
         """Unload the entry models and wait until none is busy; True when a signal cut it short."""
-        for model in self.models:
-            try:
-                self.api.unload(model)
-            except (OSError, ValueError) as error:
-                _log(f"cannot unload {model}: {_error_text(error)}")
         deadline = time.monotonic() + self.drain_timeout_s
-        busy: list[str] = list(self.models)
+        unloading = []
+        for model in self.models:
+            if not self._signals.empty():
+                return True
+            try:
+                self.api.unload(model, timeout_s=_left(deadline))
+                unloading.append(model)
+            except Exception as error:  # noqa: BLE001 - reported; only what unloads is waited for
+                _log(f"cannot unload {model}: {_error_text(error)}")
+        if not unloading:
+            return False  # nothing was unloaded (no explicit model control, wrong key): SIGTERM at once
         while process.poll() is None:
             try:
-                busy = busy_models(self.api.states(), self.models)
-            except (OSError, ValueError) as error:
+                busy = busy_models(self.api.states(timeout_s=_left(deadline)), unloading)
+            except Exception as error:  # noqa: BLE001 - a slow or failed read is tried again until the deadline
                 _log(f"cannot read the repository index: {_error_text(error)}")
-                return False
+                busy = unloading
             if not busy:
                 _log("drained: no entry model has a request in flight")
                 return False
             if time.monotonic() >= deadline:
                 _log(f"drain timed out; still busy: {', '.join(busy)}")
                 return False
-            if self._next_signal(min(self.poll_s, deadline - time.monotonic())) is not None:
+            if self._next_signal(min(self.poll_s, _left(deadline))) is not None:
                 return True
         return False
+
+    def _stop(self, process: subprocess.Popen) -> None:
+        """Whatever ended the supervisor: Triton gets SIGTERM and its exit timeout, then its group is killed."""
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(self.exit_timeout_s + KILL_MARGIN_S)
+            except subprocess.TimeoutExpired:
+                pass
+        self._kill_group(process)
 
     @staticmethod
     def _kill_group(process: subprocess.Popen) -> None:

@@ -106,7 +106,10 @@ def test_repository_control_is_refused_at_the_edge_and_open_inside(triton, edge)
         except urllib.error.HTTPError as error:
             return error.code, error.read()
 
-    for path in ("/v2/repository/index", "/v2/repository/models/detect_image/unload"):
+    # Spellings a router might not normalise the way Triton does.
+    spellings = ("/v2/repository/index", "/v2/repository/models/detect_image/unload", "/V2/Repository/index",
+                 "//v2/repository/index", "/v2//repository/index", "/v2/%72epository/index", "/v2/x/../repository/index")  # fmt: skip
+    for path in spellings:
         status, body = post(edge["http"], path)
         assert status == 403 and b"not served through the edge" in body, (path, status, body)
     assert post(triton.options.http_port, "/v2/repository/index")[0] == 200

@@ -2,7 +2,8 @@
 
 Bare Triton 2.51 cuts in-flight *ensemble* requests at SIGTERM: every scheduler
 refuses new work, so a ``detect_image`` request between two steps fails with
-UNAVAILABLE or waits for its deadline. The first test records that behaviour,
+UNAVAILABLE or waits for its deadline. The first test records that behaviour
+(the supervisor cannot drain without explicit model control and passes SIGTERM on),
 which is why production runs Triton under ``deepfake_serving.supervise``: on
 SIGTERM (Kubernetes, compose) or SIGINT (Ctrl-C in ``make serve``) it unloads
 the entry models, waits for their in-flight requests, and only then passes
@@ -14,6 +15,7 @@ retry elsewhere, and the process exits within the drain and exit timeouts.
 from __future__ import annotations
 
 import signal
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -24,6 +26,7 @@ import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
 
 from deepfake_serving import server_flags
+from deepfake_serving.supervise import RepositoryApi
 from tests import media, media_av
 from tests.server.edge import run_edge
 from tests.triton_process import MODEL_REPOSITORY, TritonProcess, start_triton
@@ -112,6 +115,38 @@ class Traffic:
         assert len(self.outcomes) == len(self.threads)
 
 
+def wait_for_log(server: TritonProcess, text: str, timeout_s: float = 10) -> None:
+    deadline = time.monotonic() + timeout_s
+    while text not in server.log_path.read_text(errors="replace"):
+        assert time.monotonic() < deadline, f"{text!r} not logged:\n{server.log_tail()}"
+        time.sleep(0.02)
+
+
+def wait_until_draining(server: TritonProcess, timeout_s: float = 10) -> None:
+    """Until ``detect_image`` is no longer READY (or the server no longer answers)."""
+    api = RepositoryApi.from_command(server.process.args)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if api.states(timeout_s=2).get("detect_image") != "READY":
+                return
+        except OSError:
+            return
+        time.sleep(0.02)
+    raise AssertionError("detect_image was still READY after the stop signal")
+
+
+def wait_until_refused(port: int, timeout_s: float = 10) -> None:
+    """Until nothing accepts connections on ``port`` (the edge has stopped listening)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) != 0:
+                return
+        time.sleep(0.02)
+    raise AssertionError(f"port {port} still accepted connections after SIGTERM")
+
+
 def assert_refused_at_once(url: str) -> None:
     """A new request after the stop signal: refused fast, with a status a client retries elsewhere."""
     started = time.monotonic()
@@ -130,13 +165,15 @@ def assert_refused_at_once(url: str) -> None:
     ), (status, message)  # fmt: skip
 
 
-def test_bare_triton_cuts_in_flight_ensembles_at_sigterm_but_never_hangs(tmp_path):
-    """The 2.51 behaviour the supervisor exists for; never a wrong answer, never an unbounded wait."""
+def test_without_model_control_sigterm_goes_straight_on_and_triton_cuts_in_flight_ensembles(tmp_path):
+    """The 2.51 behaviour the supervisor exists for, seen through it: without
+    explicit model control it cannot unload anything, says so, and passes SIGTERM
+    on at once. Never a wrong answer, never an unbounded wait."""
     repository = tmp_path / "repository"
     repository.mkdir()
     for name in IMAGE_MODELS:
         (repository / name).symlink_to(MODEL_REPOSITORY / name)
-    server = start_triton(tmp_path, repository=repository)
+    server = start_triton(tmp_path, repository=repository, supervised=True)  # --model-control-mode=none
     try:
         expected = detect(server.grpc_url, IMAGE)
         # Short deadlines: a stranded request holds up even Triton's exit until its client gives up.
@@ -145,7 +182,10 @@ def test_bare_triton_cuts_in_flight_ensembles_at_sigterm_but_never_hangs(tmp_pat
         traffic.in_flight()
         stopped_at = time.monotonic()
         server.signal(signal.SIGTERM)
-        time.sleep(0.2)
+        wait_for_log(server, "SIGTERM to tritonserver")
+        assert time.monotonic() - stopped_at < 2, "the supervisor waited for a drain it could not do"
+        assert "cannot unload detect_image" in server.log_path.read_text(errors="replace")
+        wait_for_log(server, '"Timeout ')  # Triton is stopping: it counts down its exit timeout
 
         with pytest.raises(InferenceServerException) as refused:
             detect(server.grpc_url, IMAGE, deadline_s=15)
@@ -182,7 +222,7 @@ def test_ctrl_c_under_the_supervisor_answers_every_in_flight_request(supervised:
 
     stopped_at = time.monotonic()
     server.signal(signal.SIGINT)  # what a terminal's Ctrl-C sends to `make serve`
-    time.sleep(0.3)
+    wait_until_draining(server)
     assert_refused_at_once(server.grpc_url)
 
     budget = server.options.exit_timeout_s * 2 + 15  # drain + Triton's exit timeout + stubs
@@ -208,7 +248,7 @@ def test_kubelet_stop_sequence_behind_the_edge_loses_nothing(supervised: TritonP
         stopped_at = time.monotonic()
         edge.process.send_signal(signal.SIGTERM)
         server.signal(signal.SIGTERM)
-        time.sleep(0.3)
+        wait_until_refused(edge.ports["grpc"])
         assert_refused_at_once(url)
 
         budget = server.options.exit_timeout_s * 2 + 15

@@ -5,10 +5,15 @@ The drain itself runs against the real server in tests/server/test_shutdown.py.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
+
+import pytest
 
 from deepfake_serving import server_flags, supervise
 from deepfake_serving.model_configs import parse_pbtxt
@@ -78,18 +83,56 @@ def wait_for_line(process: subprocess.Popen, text: str) -> None:
     raise AssertionError(f"{text!r} never printed")
 
 
-def test_without_a_repository_api_the_signal_is_forwarded_at_once():
+def kill_everything(process: subprocess.Popen) -> None:
+    """The supervisor and, in its own process group, its child: nothing outlives a failed test."""
+    try:
+        children = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
+    except OSError:
+        children = []
+    for child in children:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(int(child), signal.SIGKILL)
+    process.kill()
+    process.wait(10)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
+def test_without_a_repository_api_the_signal_is_forwarded_at_once(signum: int):
     process = run_supervised()
     try:
         wait_for_line(process, "child: up")
         started = time.monotonic()
-        process.send_signal(signal.SIGTERM)
+        process.send_signal(signum)
         output = process.communicate(timeout=20)[0]
+        elapsed = time.monotonic() - started
     finally:
-        process.kill()
+        kill_everything(process)
     assert process.returncode == 7  # the child's status, passed through
     assert "cannot unload detect_image" in output and "child: SIGTERM" in output
-    assert time.monotonic() - started < 10
+    assert elapsed < 10
+
+
+def test_a_killed_supervisor_takes_triton_down_with_it():
+    """Triton runs in its own process group; PR_SET_PDEATHSIG still ends it."""
+    process = run_supervised()
+    try:
+        wait_for_line(process, "child: up")
+        child = int(Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()[0])
+        process.kill()
+        process.wait(10)
+        deadline = time.monotonic() + 10
+        while Path(f"/proc/{child}").exists() and "zombie" not in _state(child) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not Path(f"/proc/{child}").exists() or "zombie" in _state(child)
+    finally:
+        kill_everything(process)
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/status").read_text().split("State:")[1].splitlines()[0]
+    except (OSError, IndexError):
+        return "gone"
 
 
 def test_a_child_that_exits_by_itself_ends_the_supervisor_with_its_status():
