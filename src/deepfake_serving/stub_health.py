@@ -120,7 +120,7 @@ def missing_stubs(
     return expected - running_instances(server_pid, proc)
 
 
-def model_ready(url: str, budget_s: float = 3.0) -> Callable[[str], bool]:
+def model_ready(url: str, budget_s: float = 2.5) -> Callable[[str], bool]:
     """Whether Triton at ``url`` has a model loaded. Only Triton's own "not ready"
     answer (HTTP 400) counts as unloaded (the supervisor unloads the entry models
     to drain them at shutdown, and their stubs go); a model whose stub died stays
@@ -163,7 +163,8 @@ def main(argv_: list[str] | None = None) -> int:
         return 1
     if args.url:
         try:
-            with urllib.request.urlopen(f"{args.url}/v2/health/live", timeout=4) as response:
+            # 2.5 s for the readiness calls + 2 s here: inside the probe's 5 s timeout.
+            with urllib.request.urlopen(f"{args.url}/v2/health/live", timeout=2) as response:
                 if response.status != 200:
                     raise OSError(f"HTTP {response.status}")
         except OSError as error:

@@ -82,7 +82,9 @@ def _terminate_with_parent() -> None:
 
 
 def _log(message: str) -> None:
-    print(f"supervise: {message}", file=sys.stderr, flush=True)
+    # Triton's --log-format=ISO8601 timestamps, so the two logs interleave readably.
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    print(f"{stamp} supervise: {message}", file=sys.stderr, flush=True)
 
 
 @dataclass(frozen=True)
