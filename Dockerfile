@@ -46,11 +46,12 @@ USER 10001:10001
 # Named in deploy/k8s and docker-compose.yml as http, grpc, metrics.
 EXPOSE 8000 8001 8002
 
-# Ready means every model is loaded (--strict-readiness=true). python3, not
-# curl: it is certainly in the image. start-period covers model load and, on
+# Healthy = /v2/health/ready (every model loaded, --strict-readiness=true) and
+# every Python-backend stub alive, which Triton 2.51 does not check itself: the
+# Kubernetes readiness probe's command. start-period covers model load and, on
 # GPUs, the first TensorRT engine build (minutes; see deploy/README.md).
 HEALTHCHECK --interval=15s --timeout=5s --start-period=600s --retries=3 \
-  CMD ["python3", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/v2/health/ready', timeout=4)"]
+  CMD ["python3", "-m", "deepfake_serving.stub_health", "--url", "http://127.0.0.1:8000", "--ready"]
 
 # Triton under the supervisor: on SIGTERM it unloads the pipelines and waits for
 # their in-flight requests before Triton gets the signal, which 2.51 needs

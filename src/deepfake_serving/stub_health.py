@@ -17,7 +17,9 @@ closes that gap for a liveness probe. It reads everything from ``/proc``:
 With ``--url`` only models the server calls ready are expected to have stubs
 (so a drain that unloads models is not a failure), and the server must answer
 ``/v2/health/live``. Exit status 0 when every expected stub runs, 1 naming what
-is missing, 2 when no single ``tritonserver`` process is found.
+is missing, 2 when no single ``tritonserver`` process is found. With ``--ready``
+it requires ``/v2/health/ready`` instead of ``/live``: the readiness probe, so a
+pod with a dead stub also leaves the Services until the liveness probe restarts it.
 """
 
 from __future__ import annotations
@@ -148,6 +150,9 @@ def main(argv_: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--pid", type=int, help="the tritonserver process (default: the only one running)")
     parser.add_argument("--url", help="also require GET <url>/v2/health/live to answer 200, e.g. http://127.0.0.1:8000")
+    parser.add_argument(
+        "--ready", action="store_true", help="with --url: require /v2/health/ready instead (a readiness probe)"
+    )
     args = parser.parse_args(argv_)
     servers = [args.pid] if args.pid else find_servers()
     if len(servers) != 1:
@@ -162,13 +167,14 @@ def main(argv_: list[str] | None = None) -> int:
         print(f"stub_health: Python-backend instances not running: {', '.join(sorted(missing))}", file=sys.stderr)
         return 1
     if args.url:
+        health = f"{args.url}/v2/health/{'ready' if args.ready else 'live'}"
         try:
-            # 2.5 s for the readiness calls + 2 s here: inside the probe's 5 s timeout.
-            with urllib.request.urlopen(f"{args.url}/v2/health/live", timeout=2) as response:
+            # 2.5 s for the model readiness calls + 2 s here: inside the probes' 5 s timeout.
+            with urllib.request.urlopen(health, timeout=2) as response:
                 if response.status != 200:
                     raise OSError(f"HTTP {response.status}")
         except OSError as error:
-            print(f"stub_health: {args.url}/v2/health/live: {error}", file=sys.stderr)
+            print(f"stub_health: {health}: {error}", file=sys.stderr)
             return 1
     return 0
 

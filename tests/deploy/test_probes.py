@@ -32,28 +32,30 @@ def test_every_probe_path_answers_200_on_the_port_it_names(triton, kubectl, over
     container = pod_container(deployment["spec"]["template"]["spec"], "triton")
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     assert ports == server_flags.PORTS
-    probes = {k: container[k]["httpGet"] for k in ("startupProbe", "readinessProbe")}
-    assert probes["readinessProbe"]["path"] == "/v2/health/ready"
-    for probe in probes.values():
-        assert probe["port"] in ports  # a named port, not a number
-        status, _ = get(f"http://127.0.0.1:{local_port(triton, probe['port'])}{probe['path']}")
-        assert status == 200
+    probe = container["startupProbe"]["httpGet"]
+    assert probe["path"] == "/v2/health/ready"
+    assert probe["port"] in ports  # a named port, not a number
+    status, _ = get(f"http://127.0.0.1:{local_port(triton, probe['port'])}{probe['path']}")
+    assert status == 200
 
 
 @pytest.mark.parametrize("overlay", ["gpu", "cpu"])
-def test_the_liveness_probe_runs_the_stub_check_against_the_http_port(triton, kubectl, overlay):
+@pytest.mark.parametrize("probe, extra", [("livenessProbe", []), ("readinessProbe", ["--ready"])])
+def test_liveness_and_readiness_run_the_stub_check_against_the_http_port(triton, kubectl, overlay, probe, extra):
     deployment = kinds(render(kubectl, K8S / "overlays" / overlay))["Deployment/triton"]
     container = pod_container(deployment["spec"]["template"]["spec"], "triton")
-    command = container["livenessProbe"]["exec"]["command"]
+    command = container[probe]["exec"]["command"]
     assert command[:3] == ["python3", "-m", "deepfake_serving.stub_health"]
-    assert command[3:] == ["--url", f"http://127.0.0.1:{server_flags.PORTS['http']}"]
+    assert command[3:] == ["--url", f"http://127.0.0.1:{server_flags.PORTS['http']}", *extra]
+    assert container[probe]["timeoutSeconds"] >= 5  # the check's own budget: 2.5 s + 2 s
     # The same check against the running server (its own port and PID): healthy.
-    assert stub_health.main(["--pid", str(triton.process.pid), "--url", f"http://{triton.http_url}"]) == 0
+    assert stub_health.main(["--pid", str(triton.process.pid), "--url", f"http://{triton.http_url}", *extra]) == 0
 
 
 def test_the_image_healthcheck_and_compose_use_the_same_ports_and_path(triton):
     dockerfile = (ROOT / "Dockerfile").read_text()
-    assert f"127.0.0.1:{server_flags.PORTS['http']}/v2/health/ready" in dockerfile
+    health = f'"deepfake_serving.stub_health", "--url", "http://127.0.0.1:{server_flags.PORTS["http"]}", "--ready"'
+    assert health in dockerfile
     status, _ = get(f"http://{triton.http_url}/v2/health/ready")
     assert status == 200
     assert f"triton:{server_flags.PORTS['metrics']}" in (ROOT / "deploy" / "prometheus.yml").read_text()

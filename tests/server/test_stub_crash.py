@@ -65,6 +65,7 @@ def test_a_killed_stub_fails_its_requests_fast_and_the_other_instance_keeps_serv
         live_url = f"http://{server.http_url}"
         assert stub_health.missing_stubs(server.process.pid) == set()
         assert stub_health.main(["--pid", str(server.process.pid), "--url", live_url]) == 0
+        assert stub_health.main(["--pid", str(server.process.pid), "--url", live_url, "--ready"]) == 0
         pids = stub_pids("face_detector", server.process.pid)
         assert len(pids) == 2, "face_detector runs two instances"
         killed_instance = stub_health.argv(pids[0])[8]  # Triton's instance name, e.g. face_detector_0_1
@@ -85,7 +86,8 @@ def test_a_killed_stub_fails_its_requests_fast_and_the_other_instance_keeps_serv
         # Triton still says READY; the stub check is what tells the liveness probe.
         assert client.is_server_ready()
         assert stub_health.missing_stubs(server.process.pid) == {killed_instance}
-        assert stub_health.main(["--pid", str(server.process.pid), "--url", live_url]) == 1
+        assert stub_health.main(["--pid", str(server.process.pid), "--url", live_url]) == 1  # liveness: restart
+        assert stub_health.main(["--pid", str(server.process.pid), "--url", live_url, "--ready"]) == 1  # out of the Services
     finally:
         client.close()
         server.stop()
