@@ -51,8 +51,9 @@ test: export perf-venv  ## set up and run the whole test suite against a real se
 unit: venv  ## only the tests that need no server
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
-lint: venv  ## ruff
-	$(VENV)/bin/ruff check src export tests client perf deploy
+lint: venv  ## ruff: lint rules and formatting (`ruff format` fixes the latter)
+	$(VENV)/bin/ruff check src export tests client perf deploy model_repository
+	$(VENV)/bin/ruff format --check src export tests client perf deploy model_repository
 
 # perf_analyzer needs libb64 from Debian and libcudart from PyPI (RUNTIME.md).
 perf-tools: venv  ## install what perf_analyzer needs

@@ -128,7 +128,9 @@ class HttpUser(FastHttpUser):
         output = httpclient.InferRequestedOutput("FAKE_PROB", binary_data=False)
         body, json_size = httpclient.InferenceServerClient.generate_request_body([tensor], outputs=[output])
         headers = {"Content-Type": "application/octet-stream", "Inference-Header-Content-Length": str(json_size)}
-        with self.client.post(f"/v2/models/{model}/infer", data=body, headers=headers, name=model, catch_response=True) as response:
+        with self.client.post(
+            f"/v2/models/{model}/infer", data=body, headers=headers, name=model, catch_response=True
+        ) as response:
             if response.status_code != 200:
                 reason = response.text or response.error  # no text when the connection failed
                 response.failure(f"HTTP {response.status_code}: {str(reason)[:200]}")

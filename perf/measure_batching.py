@@ -44,7 +44,10 @@ def main() -> None:
         for batch in BATCHES.get(spec.name, (1, 2, 4, 8, 16)):
             x = np.random.default_rng(0).standard_normal((batch, *spec.inputs[0].dims), dtype=np.float32)
             seconds = measure(runner, x, args.seconds)
-            print(f"| {spec.name} | {batch} | {seconds * 1e3:.1f} | {seconds * 1e3 / batch:.2f} | {batch / seconds:.0f} |", flush=True)
+            print(
+                f"| {spec.name} | {batch} | {seconds * 1e3:.1f} | {seconds * 1e3 / batch:.2f} | {batch / seconds:.0f} |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -100,7 +100,9 @@ def main() -> int:
         if status != "ok":
             print(f"  {model}: {status}")
     drain = f"{drained_at - stopped_at:.1f} s" if drained_at else "not reached"
-    print(f"drain: {drain}; exit: {exited_at - stopped_at:.1f} s after Ctrl-C (status {server.returncode}); log {log_path}")
+    print(
+        f"drain: {drain}; exit: {exited_at - stopped_at:.1f} s after Ctrl-C (status {server.returncode}); log {log_path}"
+    )
     return 0 if ok == len(jobs) and server.returncode == 0 else 1
 
 

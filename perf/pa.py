@@ -68,17 +68,28 @@ def run(url: str, model: str, concurrency_range: str, out: Path, measurement_ms:
         data = input_data_file(model, Path(tmp))
         command = [
             str(Path(sys.executable).parent / "perf_analyzer"),
-            "-m", model, "-u", url, "-i", "grpc",
-            "--concurrency-range", concurrency_range,
-            "--measurement-interval", str(measurement_ms),
-            "-f", str(csv_path), "--verbose-csv",
+            "-m",
+            model,
+            "-u",
+            url,
+            "-i",
+            "grpc",
+            "--concurrency-range",
+            concurrency_range,
+            "--measurement-interval",
+            str(measurement_ms),
+            "-f",
+            str(csv_path),
+            "--verbose-csv",
             *(["--input-data", str(data)] if data else []),
             # perf_analyzer reads the model config, an admin API of a server
             # started with the production flags (make serve does).
             *(["-H", f"{GRPC_ADMIN_METADATA}:{os.environ[ADMIN_KEY_ENV]}"] if os.environ.get(ADMIN_KEY_ENV) else []),
             *extra,
         ]
-        env = dict(os.environ, LD_LIBRARY_PATH=os.pathsep.join(filter(None, [cudart_dir(), os.environ.get("LD_LIBRARY_PATH")])))
+        env = dict(
+            os.environ, LD_LIBRARY_PATH=os.pathsep.join(filter(None, [cudart_dir(), os.environ.get("LD_LIBRARY_PATH")]))
+        )
         subprocess.run(command, check=True, env=env)
     return csv_path
 
@@ -104,7 +115,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--url", default="127.0.0.1:8001", help="Triton gRPC host:port")
     parser.add_argument("--model", default="detect_image")
-    parser.add_argument("--concurrency-range", default="1:8:7", help="perf_analyzer's start:end:step (default: 1 and 8)")
+    parser.add_argument(
+        "--concurrency-range", default="1:8:7", help="perf_analyzer's start:end:step (default: 1 and 8)"
+    )
     parser.add_argument("--measurement-ms", type=int, default=10000)
     parser.add_argument("--out", type=Path, default=ROOT / "perf" / "results" / datetime.date.today().isoformat())
     parser.add_argument("extra", nargs="*", help="further perf_analyzer flags (after --)")

@@ -110,7 +110,9 @@ def naive_plot(out: Path, rows: Sequence[dict[str, Any]]) -> Path | None:
 
 
 def all_plots(out: Path, pa_rows: Sequence[Row], load_rows: Sequence[dict[str, Any]]) -> list[Path]:
-    paths = [model_plot(out, model, [r for r in pa_rows if r.model == model and r.setup == "batching"])
-             for model in sorted({r.model for r in pa_rows if r.setup == "batching"})]
+    paths = [
+        model_plot(out, model, [r for r in pa_rows if r.model == model and r.setup == "batching"])
+        for model in sorted({r.model for r in pa_rows if r.setup == "batching"})
+    ]
     paths += [p for p in (batching_plot(out, pa_rows), naive_plot(out, load_rows)) if p is not None]
     return paths

@@ -51,7 +51,9 @@ def video_mp4(seconds: float = 2.0, fps: int = 12, size: int = 256) -> bytes:
         audio.layout = "mono"
         for i in range(int(seconds * fps)):
             shift = i % 16
-            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(base[shift : shift + size, shift : shift + size]), format="rgb24")
+            frame = av.VideoFrame.from_ndarray(
+                np.ascontiguousarray(base[shift : shift + size, shift : shift + size]), format="rgb24"
+            )
             for packet in video.encode(frame):
                 container.mux(packet)
         for packet in video.encode():

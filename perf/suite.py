@@ -115,7 +115,9 @@ def parse_pa_csv(path: Path, setup: str, model: str) -> list[PaRow]:
             p95_ms=ms(row, "p95 latency"),
             p99_ms=ms(row, "p99 latency"),
             server_queue_ms=ms(row, "Server Queue"),
-            server_compute_ms=sum(ms(row, k) for k in ("Server Compute Input", "Server Compute Infer", "Server Compute Output")),
+            server_compute_ms=sum(
+                ms(row, k) for k in ("Server Compute Input", "Server Compute Infer", "Server Compute Output")
+            ),
         )
         for row in rows
     ]
@@ -263,7 +265,9 @@ def perf_analyzer_env() -> dict[str, str]:
     """perf_analyzer loads libcudart.so.12 even on CPU (see perf/pa.py)."""
     from pa import cudart_dir
 
-    return dict(os.environ, LD_LIBRARY_PATH=os.pathsep.join(filter(None, [cudart_dir(), os.environ.get("LD_LIBRARY_PATH")])))
+    return dict(
+        os.environ, LD_LIBRARY_PATH=os.pathsep.join(filter(None, [cudart_dir(), os.environ.get("LD_LIBRARY_PATH")]))
+    )
 
 
 def detector_input_data(model: str, directory: Path) -> Path:
@@ -294,7 +298,9 @@ def ensemble_input_data(model: str, directory: Path) -> Path:
     payload = make()
     serialized = struct.pack("<I", len(payload)) + payload
     path = directory / f"{model}-input.json"
-    path.write_text(json.dumps({"data": [{name: {"content": {"b64": base64.b64encode(serialized).decode()}, "shape": [1]}}]}))
+    path.write_text(
+        json.dumps({"data": [{name: {"content": {"b64": base64.b64encode(serialized).decode()}, "shape": [1]}}]})
+    )
     return path
 
 
@@ -333,14 +339,21 @@ class Sweeper:
         try:
             for concurrency in levels_for(model, self.settings.concurrency):
                 before = client.get_inference_statistics(model, as_json=True)
-                row = self._measure(model, concurrency, window_ms(self.settings.measurement_ms, concurrency, best), input_data)
+                row = self._measure(
+                    model, concurrency, window_ms(self.settings.measurement_ms, concurrency, best), input_data
+                )
                 if row is None:
                     continue
                 histogram = batch_histogram(before, client.get_inference_statistics(model, as_json=True))
-                row = PaRow(**{**asdict(row), "batch_sizes": format_histogram(histogram), "mean_batch": mean_batch(histogram)})
+                row = PaRow(
+                    **{**asdict(row), "batch_sizes": format_histogram(histogram), "mean_batch": mean_batch(histogram)}
+                )
                 rows.append(row)
                 best = max(best, row.throughput)
-                print(f"  {self.setup:>9} {model:<20} c={concurrency:<3} {row.throughput:8.2f}/s  p99 {row.p99_ms:8.1f} ms  batches {row.batch_sizes}", flush=True)
+                print(
+                    f"  {self.setup:>9} {model:<20} c={concurrency:<3} {row.throughput:8.2f}/s  p99 {row.p99_ms:8.1f} ms  batches {row.batch_sizes}",
+                    flush=True,
+                )
         finally:
             client.close()
 
@@ -358,19 +371,33 @@ class Sweeper:
         csv_path = self.raw_dir / f"{self.setup}-{model}-c{concurrency}.csv"
         command = [
             str(Path(sys.executable).parent / "perf_analyzer"),
-            "-m", model, "-u", self.grpc_url, "-i", "grpc",
-            "--concurrency-range", f"{concurrency}:{concurrency}:1",
-            "--measurement-interval", str(measurement_ms),
+            "-m",
+            model,
+            "-u",
+            self.grpc_url,
+            "-i",
+            "grpc",
+            "--concurrency-range",
+            f"{concurrency}:{concurrency}:1",
+            "--measurement-interval",
+            str(measurement_ms),
             # At most max_trials windows; 1000% (max/min <= 11) lets three windows
             # count as stable, so a noisy shared machine costs accuracy, not the level.
-            "--max-trials", str(max_trials), "--stability-percentage", "1000",
-            "-f", str(csv_path), "--verbose-csv",
+            "--max-trials",
+            str(max_trials),
+            "--stability-percentage",
+            "1000",
+            "-f",
+            str(csv_path),
+            "--verbose-csv",
             *(["--input-data", str(input_data)] if input_data else []),
         ]
         done = subprocess.run(command, env=self.env, capture_output=True, text=True, timeout=600)
         (self.raw_dir / f"{self.setup}-{model}-c{concurrency}.log").write_text(done.stdout + done.stderr)
         if not csv_path.exists():
-            print(f"  perf_analyzer failed for {model} c={concurrency} (exit {done.returncode}); see its .log", flush=True)
+            print(
+                f"  perf_analyzer failed for {model} c={concurrency} (exit {done.returncode}); see its .log", flush=True
+            )
             return None
         rows = parse_pa_csv(csv_path, self.setup, model)
         return rows[0] if rows else None
@@ -401,8 +428,17 @@ def inprocess_detectors(repository: Path, settings: Settings) -> list[dict[str, 
         runner = OnnxRunner(repository / spec.name / "1" / "model.onnx", SessionSettings(batching.intra_op_threads))
         for batch in sorted({1, batching.preferred_batch_sizes[0]}):
             x = np.random.default_rng(0).standard_normal((batch, *spec.inputs[0].dims), dtype=np.float32)
-            seconds = measure_seconds(lambda x=x, runner=runner: runner.run_batch([{"input": x}], ["output"]), settings.inprocess_s)
-            rows.append({"model": spec.name, "batch": batch, "ms_per_batch": round(seconds * 1e3, 2), "items_per_s": round(batch / seconds, 2)})
+            seconds = measure_seconds(
+                lambda x=x, runner=runner: runner.run_batch([{"input": x}], ["output"]), settings.inprocess_s
+            )
+            rows.append(
+                {
+                    "model": spec.name,
+                    "batch": batch,
+                    "ms_per_batch": round(seconds * 1e3, 2),
+                    "items_per_s": round(batch / seconds, 2),
+                }
+            )
             print(f"  in-process {spec.name:<20} batch {batch:<3} {batch / seconds:10.1f} items/s", flush=True)
     return rows
 
@@ -505,7 +541,9 @@ def run_naive_server(workdir: Path, settings: Settings, jpeg: bytes) -> list[dic
 
     port = free_port()
     log = (workdir / "naive_server.log").open("wb")
-    process = subprocess.Popen([sys.executable, str(PERF / "naive_server.py"), "--port", str(port)], stdout=log, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        [sys.executable, str(PERF / "naive_server.py"), "--port", str(port)], stdout=log, stderr=subprocess.STDOUT
+    )
     try:
         deadline = time.monotonic() + 180
         while True:
@@ -519,7 +557,10 @@ def run_naive_server(workdir: Path, settings: Settings, jpeg: bytes) -> list[dic
         results = []
         for concurrency in settings.naive_concurrency:
             results.append(run_load(naive_call(f"127.0.0.1:{port}", jpeg), concurrency, settings.naive_s))
-            print(f"  naive  c={concurrency:<3} {results[-1].throughput:8.2f}/s p99 {results[-1].percentile(99):8.1f} ms", flush=True)
+            print(
+                f"  naive  c={concurrency:<3} {results[-1].throughput:8.2f}/s p99 {results[-1].percentile(99):8.1f} ms",
+                flush=True,
+            )
         return load_rows("naive", results)
     finally:
         process.terminate()
@@ -589,8 +630,11 @@ def image_overhead(parts: Sequence[dict[str, Any]], served: Sequence[PaRow]) -> 
 
 
 def headline_ratios(
-    served: Sequence[PaRow], unbatched: Sequence[PaRow], overhead: Sequence[dict[str, Any]],
-    image: dict[str, Any] | None, naive: Sequence[dict[str, Any]],
+    served: Sequence[PaRow],
+    unbatched: Sequence[PaRow],
+    overhead: Sequence[dict[str, Any]],
+    image: dict[str, Any] | None,
+    naive: Sequence[dict[str, Any]],
 ) -> list[dict[str, Any]]:
     """The three numbers the suite exists for, one row each per model.
 
@@ -603,20 +647,50 @@ def headline_ratios(
         on = saturation([r for r in served if r.model == name])
         off = saturation([r for r in unbatched if r.model == name])
         if on and off:
-            rows.append({"ratio": "batching on / off (saturation)", "model": name, "value": round(ratio(on.throughput, off.throughput), 3),
-                         "detail": f"{on.throughput:.2f}/s at c={on.concurrency} vs {off.throughput:.2f}/s at c={off.concurrency}"})
+            rows.append(
+                {
+                    "ratio": "batching on / off (saturation)",
+                    "model": name,
+                    "value": round(ratio(on.throughput, off.throughput), 3),
+                    "detail": f"{on.throughput:.2f}/s at c={on.concurrency} vs {off.throughput:.2f}/s at c={off.concurrency}",
+                }
+            )
     for entry in overhead:
-        rows.append({"ratio": "Triton (saturation) / in-process", "model": entry["model"], "value": entry["ratio_triton_inprocess"],
-                     "detail": f"{entry['triton_best_infer_per_s']}/s at c={entry['at_concurrency']} vs {entry['inprocess_items_per_s']}/s at batch {entry['inprocess_batch']}"})
+        rows.append(
+            {
+                "ratio": "Triton (saturation) / in-process",
+                "model": entry["model"],
+                "value": entry["ratio_triton_inprocess"],
+                "detail": f"{entry['triton_best_infer_per_s']}/s at c={entry['at_concurrency']} vs {entry['inprocess_items_per_s']}/s at batch {entry['inprocess_batch']}",
+            }
+        )
     if image:
-        rows.append({"ratio": "Triton (saturation) / sum of parts in-process", "model": "detect_image", "value": image["ratio_triton_inprocess"],
-                     "detail": f"{image['triton_best_images_per_s']}/s at c={image['at_concurrency']} vs {image['inprocess_images_per_s']}/s"})
+        rows.append(
+            {
+                "ratio": "Triton (saturation) / sum of parts in-process",
+                "model": "detect_image",
+                "value": image["ratio_triton_inprocess"],
+                "detail": f"{image['triton_best_images_per_s']}/s at c={image['at_concurrency']} vs {image['inprocess_images_per_s']}/s",
+            }
+        )
     if naive:
         top = max(naive, key=lambda r: r["concurrency"])
-        rows.append({"ratio": "this deployment / naive: throughput", "model": "visual_detector", "value": top["throughput_ratio"],
-                     "detail": f"c={top['concurrency']}: {top['triton_per_s']}/s vs {top['naive_per_s']}/s"})
-        rows.append({"ratio": "naive / this deployment: p99", "model": "visual_detector", "value": top["p99_ratio_naive_over_triton"],
-                     "detail": f"c={top['concurrency']}: {top['naive_p99_ms']} ms vs {top['triton_p99_ms']} ms"})
+        rows.append(
+            {
+                "ratio": "this deployment / naive: throughput",
+                "model": "visual_detector",
+                "value": top["throughput_ratio"],
+                "detail": f"c={top['concurrency']}: {top['triton_per_s']}/s vs {top['naive_per_s']}/s",
+            }
+        )
+        rows.append(
+            {
+                "ratio": "naive / this deployment: p99",
+                "model": "visual_detector",
+                "value": top["p99_ratio_naive_over_triton"],
+                "detail": f"c={top['concurrency']}: {top['naive_p99_ms']} ms vs {top['triton_p99_ms']} ms",
+            }
+        )
     return rows
 
 
@@ -642,13 +716,18 @@ def present_ensembles(repository: Path, grpc_url: str) -> list[str]:
             if ready:
                 found.append(name)
             else:
-                print(f"note: {name} is in the repository but the server has not loaded it (see its log); skipped", flush=True)
+                print(
+                    f"note: {name} is in the repository but the server has not loaded it (see its log); skipped",
+                    flush=True,
+                )
     finally:
         client.close()
     return found
 
 
-def served_phase(repository: Path, out: Path, work: Path, settings: Settings, jpeg: bytes) -> tuple[list[PaRow], list[dict[str, Any]]]:
+def served_phase(
+    repository: Path, out: Path, work: Path, settings: Settings, jpeg: bytes
+) -> tuple[list[PaRow], list[dict[str, Any]]]:
     """The production repository: detector and ensemble sweeps, then Triton's side of the naive comparison."""
     from tests.triton_process import start_triton
 
@@ -661,7 +740,10 @@ def served_phase(repository: Path, out: Path, work: Path, settings: Settings, jp
         results = []
         for concurrency in settings.naive_concurrency:
             results.append(run_load(triton_visual_call(server.grpc_url, jpeg), concurrency, settings.naive_s))
-            print(f"  triton c={concurrency:<3} {results[-1].throughput:8.2f}/s p99 {results[-1].percentile(99):8.1f} ms", flush=True)
+            print(
+                f"  triton c={concurrency:<3} {results[-1].throughput:8.2f}/s p99 {results[-1].percentile(99):8.1f} ms",
+                flush=True,
+            )
         return rows, load_rows("triton", results)
     finally:
         server.stop()

@@ -50,9 +50,18 @@ def code_fingerprint() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m deepfake_export", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--repository", type=Path, default=Path("model_repository"), help="model repository to write into")
-    parser.add_argument("--checkpoints", type=Path, help="directory of trained state dicts (<model>.safetensors or <model>.pt)")
-    parser.add_argument("--manifest", type=Path, default=Path("build/export/manifest.json"), help="record of what was exported from what")
+    parser.add_argument(
+        "--repository", type=Path, default=Path("model_repository"), help="model repository to write into"
+    )
+    parser.add_argument(
+        "--checkpoints", type=Path, help="directory of trained state dicts (<model>.safetensors or <model>.pt)"
+    )
+    parser.add_argument(
+        "--manifest",
+        type=Path,
+        default=Path("build/export/manifest.json"),
+        help="record of what was exported from what",
+    )
     parser.add_argument("--only", nargs="*", choices=sorted(BUILDERS), help="export only these networks")
     parser.add_argument("--force", action="store_true", help="export even if nothing changed")
     args = parser.parse_args(argv)
@@ -84,7 +93,11 @@ def main(argv: list[str] | None = None) -> int:
             worst = check_parity(module, spec, path)
             log.info(
                 "%s: exported %s in %.1fs, %s weights, max |ONNX - PyTorch| = %.2e",
-                name, path, time.perf_counter() - started, source.kind, worst,
+                name,
+                path,
+                time.perf_counter() - started,
+                source.kind,
+                worst,
             )
             if source.is_demo:
                 log.warning("%s: DEMO WEIGHTS (seeded random): its scores mean nothing", name)
@@ -104,7 +117,10 @@ def main(argv: list[str] | None = None) -> int:
         args.manifest.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
 
     provenance = {
-        spec.name: (manifest[spec.name]["weights"], "" if manifest[spec.name]["weights"] == "demo" else manifest[spec.name]["weights_sha256"])
+        spec.name: (
+            manifest[spec.name]["weights"],
+            "" if manifest[spec.name]["weights"] == "demo" else manifest[spec.name]["weights_sha256"],
+        )
         for spec in contract.DETECTORS
         if spec.name in manifest
     }

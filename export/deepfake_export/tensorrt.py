@@ -86,8 +86,14 @@ def _shape(name: str, shape: tuple[int, ...]) -> str:
 
 
 def trtexec_command(
-    trtexec: str, onnx: Path, plan: Path, profile: Profile, *, fp16: bool = True,
-    workspace_mib: int = DEFAULT_WORKSPACE_MIB, time_inference: bool = False,
+    trtexec: str,
+    onnx: Path,
+    plan: Path,
+    profile: Profile,
+    *,
+    fp16: bool = True,
+    workspace_mib: int = DEFAULT_WORKSPACE_MIB,
+    time_inference: bool = False,
 ) -> list[str]:
     """The ``trtexec`` call that builds one plan (TensorRT 10 flag names)."""
     command = [
@@ -138,7 +144,9 @@ def build_with_python_api(onnx: Path, plan: Path, profile: Profile, *, fp16: boo
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
     # TensorRT 10 networks are always explicit-batch; the flag is for 8.x.
-    flags = 0 if int(trt.__version__.split(".")[0]) >= 10 else 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
+    flags = (
+        0 if int(trt.__version__.split(".")[0]) >= 10 else 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
+    )
     network = builder.create_network(flags)
     parser = trt.OnnxParser(network, logger)
     if not parser.parse_from_file(str(onnx)):
@@ -157,8 +165,15 @@ def build_with_python_api(onnx: Path, plan: Path, profile: Profile, *, fp16: boo
     plan.write_bytes(bytes(serialized))
 
 
-def build_plan(onnx: Path, plan: Path, profile: Profile, *, fp16: bool = True,
-               workspace_mib: int = DEFAULT_WORKSPACE_MIB, prefer: str = "auto") -> str:
+def build_plan(
+    onnx: Path,
+    plan: Path,
+    profile: Profile,
+    *,
+    fp16: bool = True,
+    workspace_mib: int = DEFAULT_WORKSPACE_MIB,
+    prefer: str = "auto",
+) -> str:
     """Build one plan; returns which builder was used ("python" or "trtexec")."""
     plan.parent.mkdir(parents=True, exist_ok=True)
     tmp = plan.with_suffix(".plan.tmp")
@@ -186,8 +201,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fp32", action="store_true", help="build FP32 plans (default FP16)")
     parser.add_argument("--workspace-mib", type=int, default=DEFAULT_WORKSPACE_MIB)
     parser.add_argument("--builder", choices=("auto", "python", "trtexec"), default="auto")
-    parser.add_argument("--if-available", action="store_true",
-                        help="exit 0 with a warning when TensorRT is missing (CPU nodes share the export image)")
+    parser.add_argument(
+        "--if-available",
+        action="store_true",
+        help="exit 0 with a warning when TensorRT is missing (CPU nodes share the export image)",
+    )
     parser.add_argument("--timings", type=Path, default=Path("build/export/tensorrt.json"))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
@@ -203,8 +221,9 @@ def main(argv: list[str] | None = None) -> int:
         plan = args.repository / name / "1" / PLAN_FILENAME
         started = time.perf_counter()
         try:
-            builder = build_plan(onnx, plan, profile, fp16=not args.fp32, workspace_mib=args.workspace_mib,
-                                 prefer=args.builder)
+            builder = build_plan(
+                onnx, plan, profile, fp16=not args.fp32, workspace_mib=args.workspace_mib, prefer=args.builder
+            )
         except TensorRTUnavailable as error:
             if args.if_available:
                 log.warning("no TensorRT here (%s): serving stays on ONNX Runtime", error)
@@ -215,8 +234,12 @@ def main(argv: list[str] | None = None) -> int:
         config_path = args.repository / name / "configs" / f"{TRT_CONFIG_NAME}.pbtxt"
         config_path.parent.mkdir(parents=True, exist_ok=True)
         config_path.write_text(to_pbtxt(plan_config(spec)))
-        timings[name] = {"builder": builder, "build_s": round(seconds, 1), "fp16": not args.fp32,
-                         "profile": [profile.min_shape, profile.opt_shape, profile.max_shape]}
+        timings[name] = {
+            "builder": builder,
+            "build_s": round(seconds, 1),
+            "fp16": not args.fp32,
+            "profile": [profile.min_shape, profile.opt_shape, profile.max_shape],
+        }
         log.info("%s: built %s in %.1fs with %s", name, plan, seconds, builder)
     args.timings.parent.mkdir(parents=True, exist_ok=True)
     args.timings.write_text(json.dumps(timings, indent=2) + "\n")

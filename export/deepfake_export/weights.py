@@ -25,8 +25,18 @@ CHECKPOINT_SUFFIXES = (".safetensors", ".pt", ".pth")
 # Spec section 4's documented feature ranges, as (low, high). The demo scaler
 # centers each feature on its range so the demo MLP sees inputs of unit scale.
 FORENSIC_RANGES = (
-    (0, 1), (0, 10), (0, 1000), (0, 500), (0, 100), (0, 50),
-    (0, 100), (0, 100), (0, 100), (1, 10), (0, 5000), (0, 20),
+    (0, 1),
+    (0, 10),
+    (0, 1000),
+    (0, 500),
+    (0, 100),
+    (0, 50),
+    (0, 100),
+    (0, 100),
+    (0, 100),
+    (1, 10),
+    (0, 5000),
+    (0, 20),
 )
 
 

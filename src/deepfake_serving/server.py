@@ -56,8 +56,12 @@ def assemble_backends(install: TritonInstall, target: Path) -> Path:
     version = f"{sys.version_info.major}.{sys.version_info.minor}"
     files = {
         target / "python" / "libtriton_python.so": install.root / "backends/python/libtriton_python.so",
-        target / "python" / "triton_python_backend_utils.py": install.root / "backends/python/triton_python_backend_utils.py",
-        target / "python" / "triton_python_backend_stub": install.root / "python_backend_stubs" / version / "triton_python_backend_stub",
+        target / "python" / "triton_python_backend_utils.py": install.root
+        / "backends/python/triton_python_backend_utils.py",
+        target / "python" / "triton_python_backend_stub": install.root
+        / "python_backend_stubs"
+        / version
+        / "triton_python_backend_stub",
         target / "onnxruntime" / "model.py": BACKENDS_SOURCE / "onnxruntime" / "model.py",
     }
     for copy, source in files.items():
@@ -122,7 +126,9 @@ def server_env(install: TritonInstall) -> dict[str, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m deepfake_serving.server", description="Run Triton on this machine.")
+    parser = argparse.ArgumentParser(
+        prog="python -m deepfake_serving.server", description="Run Triton on this machine."
+    )
     parser.add_argument("--model-repository", type=Path, default=Path("model_repository"))
     parser.add_argument("--backend-directory", type=Path, default=Path("build/backends"))
     parser.add_argument("--http-port", type=int, default=8000)

@@ -105,8 +105,15 @@ def local_flags(admin_key: str) -> list[str]:
     """The production flags the local 2.51 server (``make serve``) can take on top of
     :class:`deepfake_serving.server.ServerOptions`, which already sets the
     repository, ports, addresses, readiness and exit timeout itself."""
-    owned = ("--model-repository=", "--http-port=", "--grpc-port=", "--metrics-port=", "--exit-timeout-secs=",
-             "--strict-readiness=", "--disable-auto-complete-config")
+    owned = (
+        "--model-repository=",
+        "--http-port=",
+        "--grpc-port=",
+        "--metrics-port=",
+        "--exit-timeout-secs=",
+        "--strict-readiness=",
+        "--disable-auto-complete-config",
+    )
     return [f for f in production_flags(FlagOptions(gpu=False, admin_key=admin_key)) if not f.startswith(owned)]
 
 

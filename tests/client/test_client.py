@@ -1,6 +1,4 @@
-"""Every client method against the real server, sync and asyncio, gRPC and HTTP.
-
-"""
+"""Every client method against the real server, sync and asyncio, gRPC and HTTP."""
 
 from __future__ import annotations
 

@@ -21,7 +21,9 @@ def load() -> dict:
 
 def test_the_compose_file_validates_against_the_compose_spec():
     tool = _tool("check-jsonschema")
-    result = subprocess.run([tool, "--builtin-schema", "vendor.compose-spec", str(COMPOSE)], capture_output=True, text=True)
+    result = subprocess.run(
+        [tool, "--builtin-schema", "vendor.compose-spec", str(COMPOSE)], capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -61,8 +63,12 @@ def test_prometheus_scrapes_triton_and_grafana_is_provisioned():
     assert f"triton:{server_flags.PORTS['metrics']}" in targets
     dashboard = json.loads((ROOT / "deploy" / "grafana" / "dashboards" / "triton.json").read_text())
     exprs = " ".join(t["expr"] for p in dashboard["panels"] for t in p["targets"])
-    for metric in ("nv_inference_count", "nv_inference_queue_duration_us", "nv_inference_compute_infer_duration_us",
-                   "nv_gpu_utilization"):
+    for metric in (
+        "nv_inference_count",
+        "nv_inference_queue_duration_us",
+        "nv_inference_compute_infer_duration_us",
+        "nv_gpu_utilization",
+    ):
         assert metric in exprs
     assert (ROOT / "deploy/grafana/provisioning/datasources/prometheus.yml").is_file()
 

@@ -21,7 +21,7 @@ def test_gpu_flags_add_only_the_gpu_config_and_metrics():
     cpu = production_flags(FlagOptions(gpu=False, admin_key="k"))
     gpu = production_flags(FlagOptions(gpu=True, admin_key="k"))
     assert gpu[: len(cpu)] == cpu
-    assert gpu[len(cpu):] == ["--model-config-name=gpu", "--allow-gpu-metrics=true"]
+    assert gpu[len(cpu) :] == ["--model-config-name=gpu", "--allow-gpu-metrics=true"]
 
 
 def test_the_restricted_api_flag_uses_tritons_syntax():
@@ -31,8 +31,9 @@ def test_the_restricted_api_flag_uses_tritons_syntax():
 
 @pytest.fixture(scope="module")
 def production_server(tmp_path_factory):
-    server = start_triton(tmp_path_factory.mktemp("triton-prod"), extra=server_flags.local_flags("test-key"),
-                          ready_timeout_s=120)
+    server = start_triton(
+        tmp_path_factory.mktemp("triton-prod"), extra=server_flags.local_flags("test-key"), ready_timeout_s=120
+    )
     yield server
     server.stop()
 
@@ -53,7 +54,11 @@ def test_the_local_server_accepts_the_flags_and_restricts_the_admin_apis(product
     assert status(f"{base}/v2/health/ready") == 200
     assert status(f"{base}/v2/models/visual_detector") == 200  # metadata stays open
     assert status(f"{base}/v2/models/visual_detector/stats") == 200  # statistics too
-    for path, data in (("/v2/repository/index", b"{}"), ("/v2/models/visual_detector/config", None), ("/v2/logging", None)):
+    for path, data in (
+        ("/v2/repository/index", b"{}"),
+        ("/v2/models/visual_detector/config", None),
+        ("/v2/logging", None),
+    ):
         assert status(base + path, data=data) == 403, path
         assert status(base + path, key, data) == 200, path
     assert status(f"{base}/v2/repository/index", {server_flags.ADMIN_HEADER: "wrong"}, b"{}") == 403

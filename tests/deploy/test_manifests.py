@@ -126,7 +126,10 @@ def test_the_gpu_overlay_asks_for_a_gpu_node_and_the_cpu_overlay_does_not(render
     assert pod_container(pod, "triton")["resources"]["limits"]["nvidia.com/gpu"] == 1
     assert pod["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
     assert {t["key"] for t in pod["tolerations"]} == {"nvidia.com/gpu"}
-    assert gpu["Job/export-models"]["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == 1
+    assert (
+        gpu["Job/export-models"]["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"]
+        == 1
+    )
     cpu = kinds(rendered["overlays/cpu"])
     assert "nvidia.com/gpu" not in str(cpu)
 
@@ -134,7 +137,9 @@ def test_the_gpu_overlay_asks_for_a_gpu_node_and_the_cpu_overlay_does_not(render
 def test_the_startup_budget_covers_model_load_with_a_wide_margin(rendered):
     # Measured local load: ~5 s (deploy/README.md); GPU adds TensorRT engine builds.
     for overlay, at_least_s in (("overlays/cpu", 120), ("overlays/gpu", 600)):
-        probe = pod_container(kinds(rendered[overlay])["Deployment/triton"]["spec"]["template"]["spec"], "triton")["startupProbe"]
+        probe = pod_container(kinds(rendered[overlay])["Deployment/triton"]["spec"]["template"]["spec"], "triton")[
+            "startupProbe"
+        ]
         assert probe["periodSeconds"] * probe["failureThreshold"] >= at_least_s, overlay
 
 
@@ -153,7 +158,9 @@ def test_services_hpa_pdb_and_network_policy_fit_together(rendered):
     metric = hpa["metrics"][0]["pods"]["metric"]["name"]
     rules = kinds(rendered["monitoring"])["ConfigMap/deepfake-adapter-rules"]["data"]["config.yaml"]
     assert yaml.safe_load(rules)["rules"][0]["name"]["as"] == metric
-    assert found["ServiceMonitor/triton"]["spec"]["selector"]["matchLabels"].items() <= http["metadata"]["labels"].items()
+    assert (
+        found["ServiceMonitor/triton"]["spec"]["selector"]["matchLabels"].items() <= http["metadata"]["labels"].items()
+    )
 
 
 def test_every_image_is_pinned(rendered):

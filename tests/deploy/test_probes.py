@@ -23,7 +23,9 @@ def get(url: str) -> tuple[int, str]:
 
 
 def local_port(triton, name: str) -> int:
-    return {"http": triton.options.http_port, "grpc": triton.options.grpc_port, "metrics": triton.options.metrics_port}[name]
+    return {"http": triton.options.http_port, "grpc": triton.options.grpc_port, "metrics": triton.options.metrics_port}[
+        name
+    ]
 
 
 @pytest.mark.parametrize("overlay", ["gpu", "cpu"])
@@ -65,9 +67,16 @@ def test_the_metrics_the_dashboard_and_the_hpa_use_exist(triton):
     _, text = get(triton.metrics_url)
     names = {line.split("{")[0].split(" ")[0] for line in text.splitlines() if line and not line.startswith("#")}
     # nv_gpu_utilization only exists on GPU nodes.
-    for metric in ("nv_inference_count", "nv_inference_exec_count", "nv_inference_queue_duration_us",
-                   "nv_inference_compute_infer_duration_us", "nv_inference_request_success",
-                   "nv_inference_request_failure"):
+    for metric in (
+        "nv_inference_count",
+        "nv_inference_exec_count",
+        "nv_inference_queue_duration_us",
+        "nv_inference_compute_infer_duration_us",
+        "nv_inference_request_success",
+        "nv_inference_request_failure",
+    ):
         assert metric in names, metric
-    rules = yaml.safe_load(yaml.safe_load((K8S / "monitoring" / "prometheus-adapter-rules.yaml").read_text())["data"]["config.yaml"])
+    rules = yaml.safe_load(
+        yaml.safe_load((K8S / "monitoring" / "prometheus-adapter-rules.yaml").read_text())["data"]["config.yaml"]
+    )
     assert rules["rules"][0]["seriesQuery"].startswith("nv_inference_queue_duration_us")

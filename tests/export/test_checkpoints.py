@@ -62,7 +62,9 @@ def test_missing_and_mismatched_keys_are_named(tmp_path):
 
 
 def test_a_missing_checkpoint_file_is_named(tmp_path):
-    with pytest.raises(CheckpointError, match=r"no checkpoint for forensic_classifier in .*forensic_classifier.safetensors"):
+    with pytest.raises(
+        CheckpointError, match=r"no checkpoint for forensic_classifier in .*forensic_classifier.safetensors"
+    ):
         load_weights(ForensicClassifier(), "forensic_classifier", tmp_path)
 
 
@@ -72,8 +74,16 @@ def test_export_with_checkpoints_marks_the_config_trained(tmp_path):
     save_file(trained_state(), checkpoints / "forensic_classifier.safetensors")
     repository = tmp_path / "repo"
     code = export_main(
-        ["--repository", str(repository), "--checkpoints", str(checkpoints),
-         "--manifest", str(tmp_path / "manifest.json"), "--only", "forensic_classifier"]
+        [
+            "--repository",
+            str(repository),
+            "--checkpoints",
+            str(checkpoints),
+            "--manifest",
+            str(tmp_path / "manifest.json"),
+            "--only",
+            "forensic_classifier",
+        ]
     )
     assert code == 0
     config = parse_pbtxt(repository / "forensic_classifier" / "config.pbtxt")
@@ -85,8 +95,16 @@ def test_export_with_checkpoints_marks_the_config_trained(tmp_path):
 
 def test_export_without_a_needed_checkpoint_fails_with_its_name(tmp_path, caplog):
     code = export_main(
-        ["--repository", str(tmp_path / "repo"), "--checkpoints", str(tmp_path),
-         "--manifest", str(tmp_path / "manifest.json"), "--only", "audio_detector"]
+        [
+            "--repository",
+            str(tmp_path / "repo"),
+            "--checkpoints",
+            str(tmp_path),
+            "--manifest",
+            str(tmp_path / "manifest.json"),
+            "--only",
+            "audio_detector",
+        ]
     )
     assert code == 2
     assert "no checkpoint for audio_detector" in caplog.text

@@ -15,13 +15,34 @@ pytestmark = pytest.mark.server
 LOCUST = ROOT / "perf" / ".venv" / "bin" / "locust"
 
 
-def run_locust(tmp_path: Path, http_url: str, grpc_url: str) -> tuple[subprocess.CompletedProcess, list[dict[str, str]]]:
+def run_locust(
+    tmp_path: Path, http_url: str, grpc_url: str
+) -> tuple[subprocess.CompletedProcess, list[dict[str, str]]]:
     prefix = tmp_path / "locust"
     command = [
-        str(LOCUST), "-f", str(ROOT / "perf" / "locustfile.py"), "--headless",
-        "-u", "4", "-r", "4", "-t", "6s", "--stop-timeout", "20",
-        "--host", f"http://{http_url}", "--grpc-url", grpc_url,
-        "--mix", "detect_image:1", "--max-fail-ratio", "0.0", "--csv", str(prefix), "--only-summary",
+        str(LOCUST),
+        "-f",
+        str(ROOT / "perf" / "locustfile.py"),
+        "--headless",
+        "-u",
+        "4",
+        "-r",
+        "4",
+        "-t",
+        "6s",
+        "--stop-timeout",
+        "20",
+        "--host",
+        f"http://{http_url}",
+        "--grpc-url",
+        grpc_url,
+        "--mix",
+        "detect_image:1",
+        "--max-fail-ratio",
+        "0.0",
+        "--csv",
+        str(prefix),
+        "--only-summary",
     ]
     done = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=tmp_path)
     with open(f"{prefix}_stats.csv") as handle:

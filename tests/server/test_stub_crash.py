@@ -29,7 +29,14 @@ from tests import media
 from tests.triton_process import MODEL_REPOSITORY, start_triton
 
 pytestmark = pytest.mark.server
-IMAGE_MODELS = ("face_detector", "visual_detector", "forensic_features", "forensic_classifier", "image_fusion", "detect_image")
+IMAGE_MODELS = (
+    "face_detector",
+    "visual_detector",
+    "forensic_features",
+    "forensic_classifier",
+    "image_fusion",
+    "detect_image",
+)
 
 
 def stub_pids(model: str, server_pid: int) -> list[int]:
@@ -87,7 +94,9 @@ def test_a_killed_stub_fails_its_requests_fast_and_the_other_instance_keeps_serv
         assert client.is_server_ready()
         assert stub_health.missing_stubs(server.process.pid) == {killed_instance}
         assert stub_health.main(["--pid", str(server.process.pid), "--url", live_url]) == 1  # liveness: restart
-        assert stub_health.main(["--pid", str(server.process.pid), "--url", live_url, "--ready"]) == 1  # out of the Services
+        assert (
+            stub_health.main(["--pid", str(server.process.pid), "--url", live_url, "--ready"]) == 1
+        )  # out of the Services
     finally:
         client.close()
         server.stop()

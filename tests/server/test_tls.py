@@ -23,14 +23,52 @@ def make_certificates(directory: Path) -> dict[str, Path]:
     def openssl(*args: str) -> None:
         subprocess.run(["openssl", *args], check=True, capture_output=True)
 
-    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=test-ca",
-            "-keyout", str(paths["ca_key"]), "-out", str(paths["ca"]))
-    openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost",
-            "-keyout", str(paths["server_key"]), "-out", str(paths["csr"]))
+    openssl(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=test-ca",
+        "-keyout",
+        str(paths["ca_key"]),
+        "-out",
+        str(paths["ca"]),
+    )
+    openssl(
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=localhost",
+        "-keyout",
+        str(paths["server_key"]),
+        "-out",
+        str(paths["csr"]),
+    )
     extensions = directory / "san.cnf"
     extensions.write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
-    openssl("x509", "-req", "-in", str(paths["csr"]), "-CA", str(paths["ca"]), "-CAkey", str(paths["ca_key"]),
-            "-CAcreateserial", "-days", "1", "-extfile", str(extensions), "-out", str(paths["server"]))
+    openssl(
+        "x509",
+        "-req",
+        "-in",
+        str(paths["csr"]),
+        "-CA",
+        str(paths["ca"]),
+        "-CAkey",
+        str(paths["ca_key"]),
+        "-CAcreateserial",
+        "-days",
+        "1",
+        "-extfile",
+        str(extensions),
+        "-out",
+        str(paths["server"]),
+    )
     return paths
 
 

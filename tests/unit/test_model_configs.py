@@ -74,9 +74,15 @@ def test_ensemble_steps_match_their_models():
             model = configs[step.model_name]
             model_inputs = {i.name for i in model.input}
             model_outputs = {o.name for o in model.output}
-            assert set(step.input_map) <= model_inputs, f"{name}: {step.model_name} has no input {set(step.input_map) - model_inputs}"
-            assert set(step.input_map.values()) <= produced, f"{name}: {step.model_name} reads a tensor nothing produced"
-            assert set(step.output_map) <= model_outputs, f"{name}: {step.model_name} has no output {set(step.output_map) - model_outputs}"
+            assert set(step.input_map) <= model_inputs, (
+                f"{name}: {step.model_name} has no input {set(step.input_map) - model_inputs}"
+            )
+            assert set(step.input_map.values()) <= produced, (
+                f"{name}: {step.model_name} reads a tensor nothing produced"
+            )
+            assert set(step.output_map) <= model_outputs, (
+                f"{name}: {step.model_name} has no output {set(step.output_map) - model_outputs}"
+            )
             produced |= set(step.output_map.values())
         assert {o.name for o in config.output} <= produced, f"{name}: an ensemble output is never produced"
         json_format.MessageToDict(config)  # round-trips

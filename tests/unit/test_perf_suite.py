@@ -37,7 +37,10 @@ def test_the_variant_repository_drops_dynamic_batching_and_keeps_everything_else
     written = suite.write_variant_repository(source, tmp_path / "variant", names)
     assert [p.parent.name for p in written] == names
     for name in names:
-        original, variant = parse_pbtxt(source / name / "config.pbtxt"), parse_pbtxt(tmp_path / "variant" / name / "config.pbtxt")
+        original, variant = (
+            parse_pbtxt(source / name / "config.pbtxt"),
+            parse_pbtxt(tmp_path / "variant" / name / "config.pbtxt"),
+        )
         assert original.HasField("dynamic_batching") and not variant.HasField("dynamic_batching")
         original.ClearField("dynamic_batching")
         assert variant == original, "same instances, threads, warm-up, everything but batching"
@@ -63,9 +66,16 @@ def test_perf_analyzer_csv_is_read_in_milliseconds(tmp_path):
 
 
 def stats(counts: dict[int, int]) -> dict:
-    return {"model_stats": [{"batch_stats": [
-        {"batch_size": str(size), "compute_infer": {"count": str(n), "ns": "1"}} for size, n in counts.items()
-    ]}]}
+    return {
+        "model_stats": [
+            {
+                "batch_stats": [
+                    {"batch_size": str(size), "compute_infer": {"count": str(n), "ns": "1"}}
+                    for size, n in counts.items()
+                ]
+            }
+        ]
+    }
 
 
 def test_executed_batches_are_the_difference_of_triton_counters():
@@ -95,8 +105,10 @@ def test_batching_table_pairs_on_and_off_by_model_and_concurrency():
 
 
 def test_overhead_compares_saturation_with_the_preferred_batch_in_process():
-    inprocess = [{"model": "visual_detector", "batch": 1, "items_per_s": 30.0},
-                 {"model": "visual_detector", "batch": 4, "items_per_s": 32.0}]
+    inprocess = [
+        {"model": "visual_detector", "batch": 1, "items_per_s": 30.0},
+        {"model": "visual_detector", "batch": 4, "items_per_s": 32.0},
+    ]
     served = [row("batching", 1, 20), row("batching", 8, 28.8), row("batching", 16, 27)]
     [entry] = suite.overhead_table(inprocess, served)
     assert (entry["inprocess_batch"], entry["at_concurrency"], entry["ratio_triton_inprocess"]) == (4, 8, 0.9)
@@ -131,12 +143,14 @@ def test_headline_ratios_compare_each_setup_at_its_own_saturation():
     served = [row("batching", 1, 20), row("batching", 4, 40)]
     unbatched = [row("nobatch", 1, 25), row("nobatch", 4, 20)]
     overhead = suite.overhead_table([{"model": "visual_detector", "batch": 4, "items_per_s": 50.0}], served)
-    naive = suite.naive_ratios([
-        {"server": "triton", "concurrency": 1, "requests_per_s": 20.0, "p99_ms": 60.0},
-        {"server": "naive", "concurrency": 1, "requests_per_s": 10.0, "p99_ms": 120.0},
-        {"server": "triton", "concurrency": 4, "requests_per_s": 30.0, "p99_ms": 150.0},
-        {"server": "naive", "concurrency": 4, "requests_per_s": 10.0, "p99_ms": 450.0},
-    ])
+    naive = suite.naive_ratios(
+        [
+            {"server": "triton", "concurrency": 1, "requests_per_s": 20.0, "p99_ms": 60.0},
+            {"server": "naive", "concurrency": 1, "requests_per_s": 10.0, "p99_ms": 120.0},
+            {"server": "triton", "concurrency": 4, "requests_per_s": 30.0, "p99_ms": 150.0},
+            {"server": "naive", "concurrency": 4, "requests_per_s": 10.0, "p99_ms": 450.0},
+        ]
+    )
     rows = suite.headline_ratios(served, unbatched, overhead, None, naive)
     values = {r["ratio"]: r["value"] for r in rows}
     assert values == {

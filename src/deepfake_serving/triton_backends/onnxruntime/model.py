@@ -40,7 +40,9 @@ class TritonPythonModel:
         ]
         # A request with NaN/Inf gets its own error and stays out of the batch.
         problems = [non_finite_inputs(feed) for feed in feeds]
-        results = iter(self.runner.run_batch([f for f, p in zip(feeds, problems, strict=True) if p is None], self.outputs))
+        results = iter(
+            self.runner.run_batch([f for f, p in zip(feeds, problems, strict=True) if p is None], self.outputs)
+        )
         responses = []
         for problem in problems:
             if problem is None:
