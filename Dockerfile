@@ -50,7 +50,7 @@ EXPOSE 8000 8001 8002
 # every Python-backend stub alive, which Triton 2.51 does not check itself: the
 # Kubernetes readiness probe's command. start-period covers model load and, on
 # GPUs, the first TensorRT engine build (minutes; see deploy/README.md).
-HEALTHCHECK --interval=15s --timeout=5s --start-period=600s --retries=3 \
+HEALTHCHECK --interval=15s --timeout=8s --start-period=600s --retries=3 \
   CMD ["python3", "-m", "deepfake_serving.stub_health", "--url", "http://127.0.0.1:8000", "--ready"]
 
 # Triton under the supervisor: on SIGTERM it unloads the pipelines and waits for

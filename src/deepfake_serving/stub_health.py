@@ -14,9 +14,9 @@ closes that gap for a liveness probe. It reads everything from ``/proc``:
   Triton names them) against the stubs that are running, whose ``argv`` carries
   the server's PID (5th argument) and the instance name (8th).
 
-With ``--url`` only models the server calls ready are expected to have stubs
-(so a drain that unloads models is not a failure), and the server must answer
-``/v2/health/live``. Exit status 0 when every expected stub runs, 1 naming what
+Only models the server's repository index shows READY are expected to have
+stubs (so a drain that unloads models is not a failure); with ``--url`` the
+server must also answer ``/v2/health/live``. Exit status 0 when every expected stub runs, 1 naming what
 is missing, 2 when no single ``tritonserver`` process is found. With ``--ready``
 it requires ``/v2/health/ready`` instead of ``/live``: the readiness probe, so a
 pod with a dead stub also leaves the Services until the liveness probe restarts it.
@@ -27,13 +27,12 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
-import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
 from deepfake_serving.model_configs import parse_pbtxt
+from deepfake_serving.repository_api import RepositoryApi, flag_values
 
 STUB = "triton_python_backend_stub"
 DEFAULT_BACKEND_DIRECTORY = "/opt/tritonserver/backends"
@@ -50,17 +49,6 @@ def argv(pid: int, proc: Path = Path("/proc")) -> list[str]:
 
 def _pids(proc: Path) -> list[int]:
     return [int(entry.name) for entry in proc.iterdir() if entry.name.isdigit()]
-
-
-def flag_values(args: list[str], name: str) -> list[str]:
-    """Every value of ``--name=value`` or ``--name value`` in ``args``."""
-    values = []
-    for i, arg in enumerate(args):
-        if arg.startswith(f"{name}="):
-            values.append(arg.split("=", 1)[1])
-        elif arg == name and i + 1 < len(args):
-            values.append(args[i + 1])
-    return values
 
 
 def find_servers(proc: Path = Path("/proc")) -> list[int]:
@@ -122,28 +110,19 @@ def missing_stubs(
     return expected - running_instances(server_pid, proc)
 
 
-def model_ready(url: str, budget_s: float = 2.5) -> Callable[[str], bool]:
-    """Whether Triton at ``url`` has a model loaded. Only Triton's own "not ready"
-    answer (HTTP 400) counts as unloaded (the supervisor unloads the entry models
-    to drain them at shutdown, and their stubs go); a model whose stub died stays
-    ready on 2.51, so that case is still caught. A slow or failed answer, or the
-    ``budget_s`` of the whole check running out, counts as loaded: its stubs are
-    still expected, so the check errs towards reporting a missing stub."""
-    deadline = time.monotonic() + budget_s
-
-    def ready(model: str) -> bool:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            return True
-        try:
-            with urllib.request.urlopen(f"{url}/v2/models/{model}/ready", timeout=min(left, 2.0)) as response:
-                return response.status == 200
-        except urllib.error.HTTPError as error:
-            return error.code not in (400, 404)
-        except OSError:
-            return True
-
-    return ready
+def loaded_models(server_argv: list[str], timeout_s: float = 2.0) -> Callable[[str], bool]:
+    """Which models the server's repository index shows READY, read with the
+    address and key in its own flags. The supervisor unloads the entry models to
+    drain them at shutdown, and their stubs go with them: those are not missing.
+    A model whose stub crashed stays READY in the index (its lifecycle state;
+    newer Tritons turn only ``/v2/models/<m>/ready`` false, server#8552), so it
+    is still checked. When the index cannot be read, every model counts as
+    loaded: the check errs towards reporting a missing stub."""
+    try:
+        states = RepositoryApi.from_command(server_argv).states(timeout_s)
+    except Exception:  # noqa: BLE001 - any failure: expect every stub
+        return lambda _model: True
+    return lambda model: states.get(model, "READY") == "READY"
 
 
 def main(argv_: list[str] | None = None) -> int:
@@ -162,14 +141,14 @@ def main(argv_: list[str] | None = None) -> int:
     if not server_argv or Path(server_argv[0]).name != "tritonserver":
         print(f"stub_health: process {servers[0]} is not a running tritonserver", file=sys.stderr)
         return 2
-    missing = missing_stubs(servers[0], loaded=model_ready(args.url) if args.url else lambda _model: True)
+    missing = missing_stubs(servers[0], loaded=loaded_models(server_argv))
     if missing:
         print(f"stub_health: Python-backend instances not running: {', '.join(sorted(missing))}", file=sys.stderr)
         return 1
     if args.url:
         health = f"{args.url}/v2/health/{'ready' if args.ready else 'live'}"
         try:
-            # 2.5 s for the model readiness calls + 2 s here: inside the probes' 5 s timeout.
+            # At most 2 s for the index + 2 s here + the imports: inside the probes' 8 s timeout.
             with urllib.request.urlopen(health, timeout=2) as response:
                 if response.status != 200:
                     raise OSError(f"HTTP {response.status}")

@@ -19,9 +19,9 @@ SIGINT or SIGHUP:
 3. forwards SIGTERM to Triton, which finishes what is left (direct requests to
    the composing models, one step each) within ``--exit-timeout-secs`` and exits.
 
-A signal during the drain ends it early (step 3 at once); a signal after
-step 3 kills the process group, as does Triton outliving its exit timeout by
-:data:`KILL_MARGIN_S`. The exit status is Triton's. Unloading needs
+A second signal during the drain skips the rest of it (step 3 at once); a
+signal after step 3 kills the process group, as does Triton outliving its exit
+timeout by :data:`KILL_MARGIN_S`. The exit status is Triton's. Unloading needs
 ``--model-control-mode=explicit`` and the repository API's key, which this
 reads from the command's ``--http-restricted-api`` flag; when no model can be
 unloaded the supervisor says why and forwards SIGTERM at once (the bare 2.51
@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import ctypes
-import ctypes.util
 import json
 import os
 import queue
@@ -42,10 +41,9 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
 
-from deepfake_serving.stub_health import flag_values
+from deepfake_serving.repository_api import API_TIMEOUT_S, RepositoryApi, flag_values
 
 #: The models clients call, each of which calls others (ensembles and the
 #: ``detect_video`` BLS model). Unloading them first lets their in-flight
@@ -55,15 +53,13 @@ ENTRY_MODELS: tuple[str, ...] = ("detect_image", "detect_audio", "detect_video")
 #: Repository-index states in which a model may still have requests in flight.
 _BUSY_STATES = frozenset({"READY", "LOADING", "UNLOADING"})
 
-#: Seconds beyond the exit timeout after which a Triton that has not exited is killed.
-KILL_MARGIN_S = 30
+#: Seconds beyond the exit timeout after which a Triton that has not exited is
+#: killed: drain + exit timeout + this stays inside Kubernetes' grace period.
+KILL_MARGIN_S = 15
 
 #: What starts the drain: Kubernetes and Docker (TERM), a terminal's Ctrl-C (INT)
 #: and a closed terminal or SSH session (HUP).
 HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
-
-#: The longest single call to Triton's repository API.
-API_TIMEOUT_S = 10.0
 
 
 def _left(deadline: float) -> float:
@@ -71,65 +67,33 @@ def _left(deadline: float) -> float:
     return min(API_TIMEOUT_S, max(deadline - time.monotonic(), 0.5))
 
 
-def _terminate_with_parent() -> None:
-    """In the child: SIGTERM it if the supervisor dies (PR_SET_PDEATHSIG), so a
-    killed supervisor never leaves Triton running in its separate process group."""
+def _terminate_with_parent(parent: int) -> Callable[[], None]:
+    """A ``preexec_fn`` that makes the child get SIGTERM when the supervisor dies
+    (PR_SET_PDEATHSIG), so a killed supervisor does not leave Triton running in
+    its separate process group. libc is looked up here, in the parent: the
+    child may only make the system call between fork and exec."""
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+        prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
     except (OSError, AttributeError):
-        pass
+        prctl = None
+
+    def in_child() -> None:
+        if prctl is not None:
+            prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
+        if os.getppid() != parent:  # the supervisor died before the call above
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return in_child
 
 
 def _log(message: str) -> None:
     # Triton's --log-format=ISO8601 timestamps, so the two logs interleave readably.
     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    print(f"{stamp} supervise: {message}", file=sys.stderr, flush=True)
-
-
-@dataclass(frozen=True)
-class RepositoryApi:
-    """Triton's HTTP repository API on the supervised server, with its key."""
-
-    url: str  # http://127.0.0.1:8000
-    headers: dict[str, str] = field(default_factory=dict)
-
-    @classmethod
-    def from_command(cls, command: Sequence[str]) -> RepositoryApi:
-        """Where the server in ``command`` listens for HTTP, and the header that unlocks ``model-repository``."""
-        args = list(command)
-        port = (flag_values(args, "--http-port") or ["8000"])[-1]
-        address = (flag_values(args, "--http-address") or ["0.0.0.0"])[-1]
-        if address in ("0.0.0.0", "::", "[::]", ""):
-            address = "127.0.0.1"
-        elif ":" in address and not address.startswith("["):
-            address = f"[{address}]"  # an IPv6 literal in a URL
-        headers: dict[str, str] = {}
-        for value in flag_values(args, "--http-restricted-api"):
-            apis, _, secret = value.partition(":")
-            header, _, key = secret.partition("=")
-            if "model-repository" in apis.split(",") and header:
-                headers = {header: key}
-        return cls(url=f"http://{address}:{port}", headers=headers)
-
-    def _post(self, path: str, body: dict, timeout_s: float) -> bytes:
-        request = urllib.request.Request(
-            self.url + path,
-            data=json.dumps(body).encode(),
-            headers={"Content-Type": "application/json", **self.headers},
-            method="POST",
-        )
-        with urllib.request.urlopen(request, timeout=timeout_s) as response:
-            return response.read()
-
-    def unload(self, model: str, timeout_s: float = API_TIMEOUT_S) -> None:
-        """Ask Triton to unload ``model`` alone (not the models it composes); returns at once."""
-        self._post(f"/v2/repository/models/{model}/unload", {"parameters": {"unload_dependents": False}}, timeout_s)
-
-    def states(self, timeout_s: float = API_TIMEOUT_S) -> dict[str, str]:
-        """Each model's state in the repository index (``READY``, ``UNLOADING``, ``UNAVAILABLE``...)."""
-        index = json.loads(self._post("/v2/repository/index", {}, timeout_s))
-        return {entry["name"]: entry.get("state", "") for entry in index}
+    try:
+        print(f"{stamp} supervise: {message}", file=sys.stderr, flush=True)
+    except OSError:
+        pass  # a hung-up terminal (SIGHUP) must not stop the drain
 
 
 def _error_text(error: Exception) -> str:
@@ -187,16 +151,21 @@ class Supervisor:
         try:
             # Its own process group: a terminal's Ctrl-C reaches only this
             # supervisor, not Triton and its stubs, which would stop at once.
+            # No stdin: in a background group a read from the terminal would stop it.
             self._process = subprocess.Popen(
-                self.command, env=self.env, process_group=0, preexec_fn=_terminate_with_parent
+                self.command,
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                process_group=0,
+                preexec_fn=_terminate_with_parent(os.getpid()),
             )
             _log(f"started {self.command[0]} (pid {self._process.pid})")
             return self._supervise(self._process)
         finally:
-            for signum, handler in previous.items():
-                signal.signal(signum, handler)
             if self._process is not None:
                 self._stop(self._process)
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
 
     def _supervise(self, process: subprocess.Popen) -> int:
         while (signum := self._next_signal(0.5)) is None:
@@ -226,7 +195,7 @@ class Supervisor:
         deadline = time.monotonic() + self.drain_timeout_s
         unloading = []
         for model in self.models:
-            if not self._signals.empty():
+            if self._next_signal(0) is not None:
                 return True
             try:
                 self.api.unload(model, timeout_s=_left(deadline))
@@ -252,13 +221,14 @@ class Supervisor:
         return False
 
     def _stop(self, process: subprocess.Popen) -> None:
-        """Whatever ended the supervisor: Triton gets SIGTERM and its exit timeout, then its group is killed."""
+        """Whatever ended the supervisor: Triton gets SIGTERM and its exit timeout
+        (cut short by another signal), then its group is killed."""
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(self.exit_timeout_s + KILL_MARGIN_S)
-            except subprocess.TimeoutExpired:
-                pass
+            deadline = time.monotonic() + self.exit_timeout_s + KILL_MARGIN_S
+            while process.poll() is None and time.monotonic() < deadline:
+                if self._next_signal(min(0.5, deadline - time.monotonic())) is not None:
+                    break
         self._kill_group(process)
 
     @staticmethod

@@ -26,7 +26,7 @@ import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
 
 from deepfake_serving import server_flags
-from deepfake_serving.supervise import RepositoryApi
+from deepfake_serving.repository_api import RepositoryApi
 from tests import media, media_av
 from tests.server.edge import run_edge
 from tests.triton_process import MODEL_REPOSITORY, TritonProcess, start_triton

@@ -24,7 +24,7 @@ import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
 
 from deepfake_serving import server_flags, stub_health
-from deepfake_serving.supervise import RepositoryApi
+from deepfake_serving.repository_api import RepositoryApi
 from tests import media
 from tests.triton_process import MODEL_REPOSITORY, start_triton
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from deepfake_serving import stub_health
+from deepfake_serving.repository_api import flag_values
 from tests.triton_process import MODEL_REPOSITORY
 
 PYTHON_MODELS = {
@@ -31,8 +32,8 @@ def test_a_python_based_backend_puts_its_models_in_stubs_too(tmp_path: Path):
 
 def test_flags_are_read_in_both_spellings():
     args = ["tritonserver", "--model-repository=/a", "--model-repository", "/b", "--strict-readiness=true"]
-    assert stub_health.flag_values(args, "--model-repository") == ["/a", "/b"]
-    assert stub_health.flag_values(args, "--backend-directory") == []
+    assert flag_values(args, "--model-repository") == ["/a", "/b"]
+    assert flag_values(args, "--backend-directory") == []
 
 
 def test_a_process_that_is_not_a_running_tritonserver_is_exit_status_2():

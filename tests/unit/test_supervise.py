@@ -17,12 +17,13 @@ import pytest
 
 from deepfake_serving import server_flags, supervise
 from deepfake_serving.model_configs import parse_pbtxt
+from deepfake_serving.repository_api import RepositoryApi
 from tests.triton_process import MODEL_REPOSITORY
 
 
 def test_the_repository_api_is_found_in_the_production_flags():
     flags = ["tritonserver", *server_flags.production_flags(server_flags.FlagOptions(gpu=False, admin_key="s3cret"))]
-    api = supervise.RepositoryApi.from_command(flags)
+    api = RepositoryApi.from_command(flags)
     assert api.url == f"http://127.0.0.1:{server_flags.PORTS['http']}"  # 0.0.0.0 is reached on loopback
     assert api.headers == {server_flags.ADMIN_HEADER: "s3cret"}
     assert "--model-control-mode=explicit" in flags  # unload is refused in any other mode
@@ -30,7 +31,7 @@ def test_the_repository_api_is_found_in_the_production_flags():
 
 def test_the_key_comes_only_from_a_restriction_that_covers_the_repository():
     command = ["tritonserver", "--http-port", "9000", "--http-address=10.0.0.5", "--http-restricted-api=logging:k=v"]
-    api = supervise.RepositoryApi.from_command(command)
+    api = RepositoryApi.from_command(command)
     assert api.url == "http://10.0.0.5:9000"
     assert api.headers == {}
 
