@@ -82,6 +82,13 @@ def test_over_the_limit_is_refused_naming_the_limit(edge, grpc_client, protocol,
     before = requests_seen(grpc_client)
     with pytest.raises(InferenceServerException) as caught:
         detect(edge[protocol], OVERSIZED)
+    if protocol == "grpc" and caught.value.status() == "StatusCode.INTERNAL":
+        # A race measured at about 2 in 100 (RELIABILITY.md, "Limits"): Caddy streams
+        # the body, so Triton can see the cut-off message and answer first. Still
+        # refused, and still never run.
+        assert caught.value.message() == "Unable to parse request"
+        assert requests_seen(grpc_client)[0] == before[0], "the oversized request was run"
+        return
     assert caught.value.status() == status
     assert f"request body exceeds the limit of {LIMIT} set at the edge" in caught.value.message()
     assert requests_seen(grpc_client) == before, "the oversized request reached Triton"
