@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import concurrent.futures
-import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -14,16 +13,8 @@ import pytest
 from PIL import Image
 
 from tests.media import astronaut, encode
-from tests.triton_process import MODEL_REPOSITORY, TritonProcess, free_port, start_triton
+from tests.triton_process import TritonProcess, free_port, start_triton, subset_repository
 
-IMAGE_MODELS = (
-    "face_detector",
-    "forensic_features",
-    "forensic_classifier",
-    "visual_detector",
-    "image_fusion",
-    "detect_image",
-)
 LATE_START_DELAY_S = 2.0
 
 
@@ -59,10 +50,7 @@ class LateServer:
 @pytest.fixture(scope="session")
 def late_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LateServer]:
     workdir = tmp_path_factory.mktemp("late-triton")
-    repository = workdir / "repository"
-    repository.mkdir()
-    for name in IMAGE_MODELS:
-        os.symlink(MODEL_REPOSITORY / name, repository / name, target_is_directory=True)
+    repository = subset_repository(workdir)
     grpc_port = free_port()
 
     def start() -> TritonProcess:

@@ -27,10 +27,9 @@ from tritonclient.utils import InferenceServerException
 from deepfake_serving.contract import by_name
 from deepfake_serving.model_configs import detector_config, gpu_overlay, parse_pbtxt, to_message
 from tests import media
-from tests.triton_process import MODEL_REPOSITORY, start_triton
+from tests.triton_process import IMAGE_MODELS, MODEL_REPOSITORY, start_triton, subset_repository
 
 pytestmark = pytest.mark.server
-IMAGE_MODELS = ("face_detector", "forensic_features", "forensic_classifier", "image_fusion", "detect_image")
 CLIENTS = 16
 DEADLINE_S = 120
 
@@ -46,10 +45,8 @@ def test_generated_configs_bound_every_detector_queue():
 
 
 def scratch_repository(root, timeout_us: int):
-    repository = root / "repository"
-    repository.mkdir()
-    for name in IMAGE_MODELS:
-        (repository / name).symlink_to(MODEL_REPOSITORY / name)
+    # visual_detector gets its own config below.
+    repository = subset_repository(root, [name for name in IMAGE_MODELS if name != "visual_detector"])
     visual = repository / "visual_detector"
     visual.mkdir()
     (visual / "1").symlink_to(MODEL_REPOSITORY / "visual_detector" / "1")

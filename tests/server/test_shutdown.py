@@ -29,17 +29,9 @@ from deepfake_serving import server_flags
 from deepfake_serving.repository_api import RepositoryApi
 from tests import media, media_av
 from tests.server.edge import run_edge
-from tests.triton_process import MODEL_REPOSITORY, TritonProcess, start_triton
+from tests.triton_process import TritonProcess, start_triton, subset_repository
 
 pytestmark = pytest.mark.server
-IMAGE_MODELS = (
-    "face_detector",
-    "visual_detector",
-    "forensic_features",
-    "forensic_classifier",
-    "image_fusion",
-    "detect_image",
-)
 DEADLINE_S = 60
 RETRYABLE = {"StatusCode.UNAVAILABLE", "StatusCode.DEADLINE_EXCEEDED"}
 KEY = "shutdown-test-key"
@@ -169,10 +161,7 @@ def test_without_model_control_sigterm_goes_straight_on_and_triton_cuts_in_fligh
     """The 2.51 behaviour the supervisor exists for, seen through it: without
     explicit model control it cannot unload anything, says so, and passes SIGTERM
     on at once. Never a wrong answer, never an unbounded wait."""
-    repository = tmp_path / "repository"
-    repository.mkdir()
-    for name in IMAGE_MODELS:
-        (repository / name).symlink_to(MODEL_REPOSITORY / name)
+    repository = subset_repository(tmp_path)
     server = start_triton(tmp_path, repository=repository, supervised=True)  # --model-control-mode=none
     try:
         expected = detect(server.grpc_url, IMAGE)

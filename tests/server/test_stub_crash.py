@@ -26,17 +26,9 @@ from tritonclient.utils import InferenceServerException
 from deepfake_serving import server_flags, stub_health
 from deepfake_serving.repository_api import RepositoryApi
 from tests import media
-from tests.triton_process import MODEL_REPOSITORY, start_triton
+from tests.triton_process import start_triton, subset_repository
 
 pytestmark = pytest.mark.server
-IMAGE_MODELS = (
-    "face_detector",
-    "visual_detector",
-    "forensic_features",
-    "forensic_classifier",
-    "image_fusion",
-    "detect_image",
-)
 
 
 def stub_pids(model: str, server_pid: int) -> list[int]:
@@ -54,10 +46,7 @@ def stub_pids(model: str, server_pid: int) -> list[int]:
 
 
 def test_a_killed_stub_fails_its_requests_fast_and_the_other_instance_keeps_serving(tmp_path):
-    repository = tmp_path / "repository"
-    repository.mkdir()
-    for name in IMAGE_MODELS:
-        (repository / name).symlink_to(MODEL_REPOSITORY / name)
+    repository = subset_repository(tmp_path)
     server = start_triton(tmp_path, repository=repository)
     client = grpcclient.InferenceServerClient(server.grpc_url)
     data = media.encode(media.astronaut(), "JPEG")
@@ -105,10 +94,7 @@ def test_a_killed_stub_fails_its_requests_fast_and_the_other_instance_keeps_serv
 def test_an_unloaded_model_is_not_a_missing_stub(tmp_path):
     """The supervisor unloads models to drain them at shutdown: the liveness
     check must not restart the pod for stubs that were meant to go."""
-    repository = tmp_path / "repository"
-    repository.mkdir()
-    for name in IMAGE_MODELS:
-        (repository / name).symlink_to(MODEL_REPOSITORY / name)
+    repository = subset_repository(tmp_path)
     server = start_triton(tmp_path, repository=repository, extra=server_flags.local_flags("stub-test-key"))
     api = RepositoryApi.from_command(server.process.args)
     try:
