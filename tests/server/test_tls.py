@@ -20,54 +20,24 @@ def make_certificates(directory: Path) -> dict[str, Path]:
     """A throwaway CA and a server certificate for 127.0.0.1/localhost, via openssl."""
     paths = {name: directory / f"{name}.pem" for name in ("ca", "ca_key", "server", "server_key", "csr")}
 
-    def openssl(*args: str) -> None:
-        subprocess.run(["openssl", *args], check=True, capture_output=True)
+    def openssl(command: str, **files: Path) -> None:
+        """``openssl`` with ``command``'s words, then ``-<option> <file>`` for each of ``files``."""
+        paths_args = [arg for option, path in files.items() for arg in (f"-{option}", str(path))]
+        subprocess.run(["openssl", *command.split(), *paths_args], check=True, capture_output=True)
 
-    openssl(
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-days",
-        "1",
-        "-subj",
-        "/CN=test-ca",
-        "-keyout",
-        str(paths["ca_key"]),
-        "-out",
-        str(paths["ca"]),
-    )
-    openssl(
-        "req",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-subj",
-        "/CN=localhost",
-        "-keyout",
-        str(paths["server_key"]),
-        "-out",
-        str(paths["csr"]),
-    )
+    openssl("req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=test-ca", keyout=paths["ca_key"], out=paths["ca"])
+    openssl("req -newkey rsa:2048 -nodes -subj /CN=localhost", keyout=paths["server_key"], out=paths["csr"])
     extensions = directory / "san.cnf"
     extensions.write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
     openssl(
-        "x509",
-        "-req",
-        "-in",
-        str(paths["csr"]),
-        "-CA",
-        str(paths["ca"]),
-        "-CAkey",
-        str(paths["ca_key"]),
-        "-CAcreateserial",
-        "-days",
-        "1",
-        "-extfile",
-        str(extensions),
-        "-out",
-        str(paths["server"]),
+        "x509 -req -CAcreateserial -days 1",
+        **{
+            "in": paths["csr"],
+            "CA": paths["ca"],
+            "CAkey": paths["ca_key"],
+            "extfile": extensions,
+            "out": paths["server"],
+        },
     )
     return paths
 
