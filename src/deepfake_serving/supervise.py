@@ -40,7 +40,6 @@ import subprocess
 import sys
 import time
 import urllib.error
-import urllib.request
 from collections.abc import Callable, Sequence
 
 from deepfake_serving.repository_api import API_TIMEOUT_S, RepositoryApi, flag_values
