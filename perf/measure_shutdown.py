@@ -27,7 +27,7 @@ import numpy as np
 import tritonclient.grpc as grpcclient
 
 from tests import media, media_av
-from tests.triton_process import ROOT, free_port
+from tests.triton_process import ROOT, free_ports
 
 
 def main() -> int:
@@ -37,7 +37,7 @@ def main() -> int:
     parser.add_argument("--after", type=float, default=1.0, help="seconds between sending and Ctrl-C")
     args = parser.parse_args()
 
-    ports = {"http": free_port(), "grpc": free_port(), "metrics": free_port()}
+    ports = dict(zip(("http", "grpc", "metrics"), free_ports(3), strict=True))
     log_path = Path(tempfile.mkdtemp(prefix="shutdown-")) / "server.log"
     command = [sys.executable, "-m", "deepfake_serving.server", "--backend-directory", str(log_path.parent / "backends"),
                "--model-repository", str(ROOT / "model_repository"), "--http-port", str(ports["http"]),

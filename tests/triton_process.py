@@ -7,6 +7,7 @@ run next to ``make serve`` and next to each other; the whole process group
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -45,10 +46,18 @@ def subset_repository(root: Path, models: Iterable[str] = IMAGE_MODELS) -> Path:
     return repository
 
 
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct free ports: every socket stays bound until all are chosen,
+    so the OS cannot hand the same port out twice (it did: HTTP and gRPC on one port)."""
+    with contextlib.ExitStack() as stack:
+        sockets = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    return free_ports(1)[0]
 
 
 @dataclass
@@ -131,20 +140,26 @@ def start_triton(
     ready_timeout_s: float = 300,
     supervised: bool = False,
     exit_timeout_s: int = 10,
+    grpc_port: int | None = None,
 ) -> TritonProcess:
     """Start Triton on free ports and wait until every model is ready.
 
+    ``grpc_port`` fixes the gRPC port (for a client started before the server).
     ``supervised`` runs it as production does, under ``deepfake_serving.supervise``
     (which needs ``--model-control-mode=explicit`` and the repository key in ``extra``).
     """
     install = TritonInstall.find()
     workdir.mkdir(parents=True, exist_ok=True)
+    # Three distinct ports, none of them a gRPC port chosen by the caller.
+    ports = [port for port in free_ports(4) if port != grpc_port][:3]
+    if grpc_port is not None:
+        ports[1] = grpc_port
     options = ServerOptions(
         model_repository=repository,
         backend_directory=assemble_backends(install, workdir / "backends"),
-        http_port=free_port(),
-        grpc_port=free_port(),
-        metrics_port=free_port(),
+        http_port=ports[0],
+        grpc_port=ports[1],
+        metrics_port=ports[2],
         exit_timeout_s=exit_timeout_s,
         extra=list(extra or []),
     )

@@ -55,8 +55,7 @@ def late_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LateServer
 
     def start() -> TritonProcess:
         time.sleep(LATE_START_DELAY_S)
-        # The later --grpc-port wins over the one start_triton picks.
-        return start_triton(workdir, repository=repository, extra=[f"--grpc-port={grpc_port}"])
+        return start_triton(workdir, repository=repository, grpc_port=grpc_port)
 
     pool = concurrent.futures.ThreadPoolExecutor(1)
     late = LateServer(f"127.0.0.1:{grpc_port}", pool.submit(start))

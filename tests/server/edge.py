@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.triton_process import ROOT, TritonProcess, free_port
+from tests.triton_process import ROOT, TritonProcess, free_ports
 
 CADDYFILE = ROOT / "deploy" / "k8s" / "components" / "edge" / "Caddyfile"
 
@@ -49,7 +49,7 @@ class Edge:
 @contextmanager
 def run_edge(triton: TritonProcess, workdir: Path, max_body: str = "300MB") -> Iterator[Edge]:
     """An edge in front of ``triton``; stopped on exit."""
-    ports = {"http": free_port(), "grpc": free_port()}
+    ports = dict(zip(("http", "grpc"), free_ports(2), strict=True))
     workdir.mkdir(parents=True, exist_ok=True)
     env = dict(
         os.environ,

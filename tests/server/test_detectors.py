@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -112,8 +113,14 @@ def test_concurrent_clients_are_batched(triton, grpc_client):
         thread.start()
     for thread in threads:
         thread.join()
-    after = grpc_client.get_inference_statistics(name, as_json=True)["model_stats"][0]
-    inferences = int(after["inference_count"]) - int(before.get("inference_count", 0))
+    # Triton counts a request just after answering it: poll until all 64 are in.
+    deadline = time.monotonic() + 10
+    while True:
+        after = grpc_client.get_inference_statistics(name, as_json=True)["model_stats"][0]
+        inferences = int(after["inference_count"]) - int(before.get("inference_count", 0))
+        if inferences >= 64 or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
     executions = int(after["execution_count"]) - int(before.get("execution_count", 0))
     assert inferences == 64
     assert executions < inferences, f"{executions} executions for {inferences} inferences: no batching"
