@@ -100,10 +100,15 @@ def test_an_unloaded_model_is_not_a_missing_stub(tmp_path):
     try:
         for model in ("detect_image", "image_fusion"):
             api.unload(model)
+        # Unloaded means both: the index says so (it can still say UNLOADING once
+        # the stubs are gone) and the stubs have exited.
         deadline = time.monotonic() + 30
-        while stub_pids("image_fusion", server.process.pid) and time.monotonic() < deadline:
+        while time.monotonic() < deadline and (
+            stub_pids("image_fusion", server.process.pid) or api.states()["image_fusion"] != "UNAVAILABLE"
+        ):
             time.sleep(0.1)
         assert api.states()["image_fusion"] == "UNAVAILABLE"
+        assert stub_pids("image_fusion", server.process.pid) == []
         live_url = f"http://{server.http_url}"
         assert stub_health.missing_stubs(server.process.pid) == {"image_fusion_0_0"}  # without the server's view
         assert stub_health.main(["--pid", str(server.process.pid), "--url", live_url]) == 0
