@@ -20,14 +20,13 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 import tritonclient.grpc as grpcclient
 
 from tests import media, media_av
-from tests.triton_process import ROOT, free_ports
+from tests.triton_process import ROOT, free_ports, wait_http_ok
 
 
 def main() -> int:
@@ -45,15 +44,8 @@ def main() -> int:
     with log_path.open("wb") as log:
         server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        deadline = time.monotonic() + 300
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{ports['http']}/v2/health/ready", timeout=2):
-                    break
-            except OSError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise SystemExit(f"server not ready; log: {log_path}") from None
-                time.sleep(0.5)
+        if not wait_http_ok(f"http://127.0.0.1:{ports['http']}/v2/health/ready", server, 300):
+            raise SystemExit(f"server not ready; log: {log_path}")
 
         video = media_av.encode_video(media_av.moving_frames(media.astronaut(), 50, 320, 240), 25, "mp4_h264_aac")
         image = media.encode(media.grid_2x2(media.astronaut()), "JPEG")

@@ -535,9 +535,8 @@ def load_rows(server: str, results: Iterable[LoadResult]) -> list[dict[str, Any]
 
 def run_naive_server(workdir: Path, settings: Settings, jpeg: bytes) -> list[dict[str, Any]]:
     """Start perf/naive_server.py, wait for it, drive it with the same load generator."""
-    import urllib.request
 
-    from tests.triton_process import free_port
+    from tests.triton_process import free_port, wait_http_ok
 
     port = free_port()
     log = (workdir / "naive_server.log").open("wb")
@@ -545,15 +544,8 @@ def run_naive_server(workdir: Path, settings: Settings, jpeg: bytes) -> list[dic
         [sys.executable, str(PERF / "naive_server.py"), "--port", str(port)], stdout=log, stderr=subprocess.STDOUT
     )
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2):
-                    break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"naive server did not start; see {log.name}") from None
-                time.sleep(0.5)
+        if not wait_http_ok(f"http://127.0.0.1:{port}/health", process, 180):
+            raise RuntimeError(f"naive server did not start; see {log.name}")
         results = []
         for concurrency in settings.naive_concurrency:
             results.append(run_load(naive_call(f"127.0.0.1:{port}", jpeg), concurrency, settings.naive_s))

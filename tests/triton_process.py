@@ -60,6 +60,18 @@ def free_port() -> int:
     return free_ports(1)[0]
 
 
+def wait_http_ok(url: str, process: subprocess.Popen, timeout_s: float) -> bool:
+    """Until GET ``url`` answers 2xx (True), ``process`` exits or ``timeout_s`` passes (False)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return True
+        except OSError:
+            time.sleep(0.5)
+    return False
+
+
 @dataclass
 class TritonProcess:
     """A started server; ``http_url``/``grpc_url`` are host:port strings."""

@@ -54,14 +54,11 @@ def assemble_backends(install: TritonInstall, target: Path) -> Path:
     path lies outside the backend directory. Unchanged files are left alone.
     """
     version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    python_backend, stubs = install.root / "backends" / "python", install.root / "python_backend_stubs" / version
     files = {
-        target / "python" / "libtriton_python.so": install.root / "backends/python/libtriton_python.so",
-        target / "python" / "triton_python_backend_utils.py": install.root
-        / "backends/python/triton_python_backend_utils.py",
-        target / "python" / "triton_python_backend_stub": install.root
-        / "python_backend_stubs"
-        / version
-        / "triton_python_backend_stub",
+        target / "python" / "libtriton_python.so": python_backend / "libtriton_python.so",
+        target / "python" / "triton_python_backend_utils.py": python_backend / "triton_python_backend_utils.py",
+        target / "python" / "triton_python_backend_stub": stubs / "triton_python_backend_stub",
         target / "onnxruntime" / "model.py": BACKENDS_SOURCE / "onnxruntime" / "model.py",
     }
     for copy, source in files.items():
@@ -162,7 +159,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     if shutil.which(command[0]) is None and not Path(command[0]).exists():
         raise RuntimeError(f"{command[0]} not found")
-    # Ctrl-C drains the pipelines first (deepfake_serving.supervise); a second one stops at once.
+    # Ctrl-C drains the pipelines first (deepfake_serving.supervise); a second one
+    # skips the drain, a third kills Triton.
     return supervise(command, server_env(install))
 
 

@@ -16,10 +16,11 @@ closes that gap for a liveness probe. It reads everything from ``/proc``:
 
 Only models the server's repository index shows READY are expected to have
 stubs (so a drain that unloads models is not a failure); with ``--url`` the
-server must also answer ``/v2/health/live``. Exit status 0 when every expected stub runs, 1 naming what
-is missing, 2 when no single ``tritonserver`` process is found. With ``--ready``
-it requires ``/v2/health/ready`` instead of ``/live``: the readiness probe, so a
-pod with a dead stub also leaves the Services until the liveness probe restarts it.
+server must also answer ``/v2/health/live``, or with ``--ready`` its
+``/v2/health/ready`` (the readiness probe, so a pod with a dead stub leaves the
+Services before the liveness probe restarts it). Exit status 0 when every
+expected stub runs, 1 naming what is missing, 2 when no single
+``tritonserver`` process is found.
 """
 
 from __future__ import annotations
