@@ -20,7 +20,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import deepfake_serving
-from deepfake_serving.server_flags import ADMIN_HEADER, ADMIN_KEY_ENV, GRPC_ADMIN_METADATA, local_flags
+from deepfake_serving.server_flags import (
+    ADMIN_HEADER,
+    ADMIN_KEY_ENV,
+    GRPC_ADMIN_METADATA,
+    SHM_PREFIX_SETTING,
+    local_flags,
+)
 from deepfake_serving.supervise import supervise
 
 BACKENDS_SOURCE = Path(deepfake_serving.__file__).parent / "triton_backends"
@@ -88,6 +94,11 @@ class ServerOptions:
     log_verbose: int = 0
     extra: list[str] = field(default_factory=list)
 
+    @property
+    def shm_prefixes(self) -> dict[str, str]:
+        """The shared-memory region prefix of each Python-based backend, unique per HTTP port."""
+        return {backend: f"deepfake_{self.http_port}_{backend}_" for backend in ("python", "onnxruntime")}
+
     def command(self, install: TritonInstall) -> list[str]:
         return [
             str(install.binary),
@@ -103,6 +114,12 @@ class ServerOptions:
             "--strict-readiness=true",
             f"--exit-timeout-secs={self.exit_timeout_s}",
             f"--log-verbose={self.log_verbose}",
+            # Prefixes of this server's own: the supervisor removes a crashed
+            # server's regions by prefix, and must not touch another server's.
+            *(
+                f"--backend-config={backend},{SHM_PREFIX_SETTING}{prefix}"
+                for backend, prefix in self.shm_prefixes.items()
+            ),
             *self.extra,
         ]
 

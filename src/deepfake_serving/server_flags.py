@@ -54,6 +54,12 @@ RESTRICTED_APIS: tuple[str, ...] = ("model-repository", "model-config", "shared-
 GPU_CONFIG_NAME = "gpu"
 
 
+#: The Python backend's shared-memory region prefix in production (its default);
+#: a local server sets one of its own (deepfake_serving.server.ServerOptions).
+PYTHON_SHM_PREFIX = "triton_python_backend_shm_region_"
+SHM_PREFIX_SETTING = "shm-region-prefix-name="
+
+
 @dataclass(frozen=True)
 class FlagOptions:
     """What differs between the places the flags are used."""
@@ -95,6 +101,9 @@ def production_flags(options: FlagOptions) -> list[str]:
         f"--http-restricted-api={restricted(RESTRICTED_APIS, options.admin_key)}",
         f"--grpc-restricted-protocol={restricted(RESTRICTED_APIS, options.admin_key)}",
         "--log-format=ISO8601",
+        # Triton's default prefix, made explicit: the supervisor removes the
+        # regions a crashed server leaves in /dev/shm by this prefix.
+        f"--backend-config=python,{SHM_PREFIX_SETTING}{PYTHON_SHM_PREFIX}",
     ]
     if options.gpu:
         flags += [f"--model-config-name={GPU_CONFIG_NAME}", "--allow-gpu-metrics=true"]
@@ -113,6 +122,7 @@ def local_flags(admin_key: str) -> list[str]:
         "--exit-timeout-secs=",
         "--strict-readiness=",
         "--disable-auto-complete-config",
+        f"--backend-config=python,{SHM_PREFIX_SETTING}",
     )
     return [f for f in production_flags(FlagOptions(gpu=False, admin_key=admin_key)) if not f.startswith(owned)]
 

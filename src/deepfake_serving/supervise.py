@@ -21,7 +21,16 @@ SIGINT or SIGHUP:
 
 A second signal during the drain skips the rest of it (step 3 at once); a
 signal after step 3 kills the process group, as does Triton outliving its exit
-timeout by :data:`KILL_MARGIN_S`. The exit status is Triton's. Unloading needs
+timeout by :data:`KILL_MARGIN_S`. The exit status is Triton's.
+
+A Triton that exits by itself (a crash, say) is restarted: the dead server's
+process group (stubs left behind) is killed, its Python-backend shared-memory
+regions are removed from ``/dev/shm`` (the prefixes come from the command's
+``shm-region-prefix-name`` backend settings; regions of other servers are left
+alone), and a new one starts after a backoff that doubles from
+:data:`RESTART_BACKOFF_S` to :data:`MAX_RESTART_BACKOFF_S` and is reset once a
+server has stayed up for :data:`STABLE_S`. Readiness is false meanwhile (no
+server answers). Each restart is logged. Unloading needs
 ``--model-control-mode=explicit`` and the repository API's key, which this
 reads from the command's ``--http-restricted-api`` flag; when no model can be
 unloaded the supervisor says why and forwards SIGTERM at once (the bare 2.51
@@ -32,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import glob
 import json
 import os
 import queue
@@ -55,6 +65,16 @@ _BUSY_STATES = frozenset({"READY", "LOADING", "UNLOADING"})
 #: Seconds beyond the exit timeout after which a Triton that has not exited is
 #: killed: drain + exit timeout + this stays inside Kubernetes' grace period.
 KILL_MARGIN_S = 15
+
+#: The first wait before restarting a Triton that died; it doubles on every
+#: further crash up to MAX_RESTART_BACKOFF_S.
+RESTART_BACKOFF_S = 1.0
+MAX_RESTART_BACKOFF_S = 30.0
+#: A server that stayed up this long resets the backoff: its crash is news.
+STABLE_S = 60.0
+
+#: The Python backend's region prefix setting (``--backend-config=B,shm-region-prefix-name=P``).
+_SHM_PREFIX_SETTING = "shm-region-prefix-name="
 
 #: What starts the drain: Kubernetes and Docker (TERM), a terminal's Ctrl-C (INT)
 #: and a closed terminal or SSH session (HUP).
@@ -95,6 +115,15 @@ def _log(message: str) -> None:
         pass  # a hung-up terminal (SIGHUP) must not stop the drain
 
 
+def _describe_status(returncode: int) -> str:
+    if returncode < 0:
+        try:
+            return f"{returncode} ({signal.Signals(-returncode).name})"
+        except ValueError:
+            pass
+    return str(returncode)
+
+
 def _error_text(error: Exception) -> str:
     if isinstance(error, urllib.error.HTTPError):
         try:
@@ -102,6 +131,40 @@ def _error_text(error: Exception) -> str:
         except (ValueError, OSError):
             return f"HTTP {error.code}"
     return str(error)
+
+
+def shm_region_prefixes(command: Sequence[str]) -> list[str]:
+    """The Python-backend shared-memory region prefixes ``command`` sets explicitly."""
+    prefixes = []
+    for value in flag_values(list(command), "--backend-config"):
+        _backend, _, setting = value.partition(",")
+        if setting.startswith(_SHM_PREFIX_SETTING) and "/" not in setting:
+            prefixes.append(setting[len(_SHM_PREFIX_SETTING) :])
+    return prefixes
+
+
+def remove_shm_regions(prefixes: Sequence[str], shm_dir: str = "/dev/shm") -> list[str]:
+    """Delete the regions a dead server left under ``shm_dir``; the paths removed.
+
+    Triton's Python backend unlinks its regions only when it shuts down cleanly,
+    so every crash would otherwise leave them (hundreds of MB) in memory.
+    """
+    removed = []
+    for prefix in prefixes:
+        for path in glob.glob(os.path.join(shm_dir, glob.escape(prefix) + "*")):
+            try:
+                os.unlink(path)
+                removed.append(path)
+            except FileNotFoundError:
+                pass
+    return removed
+
+
+def restart_backoff(previous_s: float | None, uptime_s: float) -> float:
+    """Seconds to wait before the next restart, given the last wait and how long the server was up."""
+    if previous_s is None or uptime_s >= STABLE_S:
+        return RESTART_BACKOFF_S
+    return min(previous_s * 2, MAX_RESTART_BACKOFF_S)
 
 
 def busy_models(states: dict[str, str], models: Sequence[str]) -> list[str]:
@@ -124,6 +187,7 @@ class Supervisor:
         models: Sequence[str] = ENTRY_MODELS,
         drain_timeout_s: float | None = None,
         poll_s: float = 0.2,
+        restart: bool = True,
     ) -> None:
         self.command = list(command)
         self.env = env
@@ -131,6 +195,8 @@ class Supervisor:
         self.exit_timeout_s = float((flag_values(self.command, "--exit-timeout-secs") or ["30"])[-1])
         self.drain_timeout_s = self.exit_timeout_s if drain_timeout_s is None else drain_timeout_s
         self.poll_s = poll_s
+        self.restart = restart
+        self.shm_prefixes = shm_region_prefixes(self.command)
         self.api = RepositoryApi.from_command(self.command)
         self._signals: queue.SimpleQueue[int] = queue.SimpleQueue()
         self._process: subprocess.Popen | None = None
@@ -151,26 +217,49 @@ class Supervisor:
             # Its own process group: a terminal's Ctrl-C reaches only this
             # supervisor, not Triton and its stubs, which would stop at once.
             # No stdin: in a background group a read from the terminal would stop it.
-            self._process = subprocess.Popen(
-                self.command,
-                env=self.env,
-                stdin=subprocess.DEVNULL,
-                process_group=0,
-                preexec_fn=_terminate_with_parent(os.getpid()),
-            )
-            _log(f"started {self.command[0]} (pid {self._process.pid})")
-            return self._supervise(self._process)
+            backoff: float | None = None
+            while True:
+                started = time.monotonic()
+                self._process = self._start()
+                status = self._supervise(self._process)
+                if status is not None:
+                    return status
+                # Died by itself: clean up after it, wait, start another.
+                self._kill_group(self._process)
+                removed = remove_shm_regions(self.shm_prefixes)
+                if removed:
+                    _log(f"removed {len(removed)} shared-memory region(s) of the dead server")
+                if not self.restart:
+                    return exit_status(self._process.returncode)
+                backoff = restart_backoff(backoff, time.monotonic() - started)
+                _log(f"restarting tritonserver in {backoff:.0f} s")
+                signum = self._next_signal(backoff)
+                if signum is not None:
+                    _log(f"{signal.Signals(signum).name} while waiting to restart: not restarting")
+                    return exit_status(self._process.returncode)
         finally:
             if self._process is not None:
                 self._stop(self._process)
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
 
-    def _supervise(self, process: subprocess.Popen) -> int:
+    def _start(self) -> subprocess.Popen:
+        process = subprocess.Popen(
+            self.command,
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+            process_group=0,
+            preexec_fn=_terminate_with_parent(os.getpid()),
+        )
+        _log(f"started {self.command[0]} (pid {process.pid})")
+        return process
+
+    def _supervise(self, process: subprocess.Popen) -> int | None:
+        """Until a signal stops Triton (its exit status) or Triton exits by itself (None)."""
         while (signum := self._next_signal(0.5)) is None:
             if process.poll() is not None:
-                _log(f"tritonserver exited by itself with {process.returncode}")
-                return exit_status(process.returncode)
+                _log(f"tritonserver exited by itself with {_describe_status(process.returncode)}")
+                return None
         _log(f"{signal.Signals(signum).name}: draining {', '.join(self.models)} (at most {self.drain_timeout_s:.0f} s)")
         try:
             interrupted = self.drain(process)
@@ -245,9 +334,10 @@ def supervise(
     *,
     models: Sequence[str] = ENTRY_MODELS,
     drain_timeout_s: float | None = None,
+    restart: bool = True,
 ) -> int:
     """Run ``command`` (a ``tritonserver`` command line) under the supervisor; its exit status."""
-    return Supervisor(command, env, models=models, drain_timeout_s=drain_timeout_s).run()
+    return Supervisor(command, env, models=models, drain_timeout_s=drain_timeout_s, restart=restart).run()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -261,12 +351,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--model", action="append", dest="models", help=f"an entry model to drain (default: {', '.join(ENTRY_MODELS)})"
     )
+    parser.add_argument(
+        "--no-restart", action="store_true", help="exit when tritonserver dies instead of restarting it"
+    )
     parser.add_argument("command", nargs=argparse.REMAINDER, help="-- tritonserver FLAGS")
     args = parser.parse_args(argv)
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not command:
         parser.error("no command: python -m deepfake_serving.supervise -- tritonserver FLAGS")
-    return supervise(command, models=args.models or ENTRY_MODELS, drain_timeout_s=args.drain_timeout)
+    return supervise(
+        command, models=args.models or ENTRY_MODELS, drain_timeout_s=args.drain_timeout, restart=not args.no_restart
+    )
 
 
 if __name__ == "__main__":

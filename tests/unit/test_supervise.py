@@ -77,10 +77,13 @@ def run_supervised(*args: str) -> subprocess.Popen:
     )  # fmt: skip
 
 
-def wait_for_line(process: subprocess.Popen, text: str) -> None:
+def wait_for_line(process: subprocess.Popen, text: str) -> str:
+    """The output up to and including the first line holding ``text``."""
+    seen = []
     for line in process.stdout:
+        seen.append(line)
         if text in line:
-            return
+            return "".join(seen)
     raise AssertionError(f"{text!r} never printed")
 
 
@@ -136,10 +139,71 @@ def _state(pid: int) -> str:
         return "gone"
 
 
-def test_a_child_that_exits_by_itself_ends_the_supervisor_with_its_status():
+def test_with_no_restart_a_child_that_exits_by_itself_ends_the_supervisor_with_its_status():
     process = subprocess.run(
-        [sys.executable, "-m", "deepfake_serving.supervise", "--", sys.executable, "-c", "raise SystemExit(4)"],
+        [sys.executable, "-m", "deepfake_serving.supervise", "--no-restart", "--",
+         sys.executable, "-c", "raise SystemExit(4)"],
         capture_output=True, text=True, timeout=30,
     )  # fmt: skip
     assert process.returncode == 4
     assert "exited by itself with 4" in process.stderr
+    assert "restarting" not in process.stderr
+
+
+CRASHING_CHILD = """
+import os, signal, sys, time
+from pathlib import Path
+starts = Path(sys.argv[1])
+starts.write_text(starts.read_text() + "x" if starts.exists() else "x")
+region = Path("/dev/shm") / (sys.argv[2] + "region-" + str(len(starts.read_text())))
+region.write_bytes(b"left behind by a crash")
+signal.signal(signal.SIGTERM, lambda *_: (print("child: SIGTERM", flush=True), sys.exit(7)))
+if len(starts.read_text()) < 3:
+    os.kill(os.getpid(), signal.SIGSEGV)
+print("child: up", flush=True)
+time.sleep(60)
+"""
+
+
+def test_a_crashed_server_is_restarted_with_backoff_after_its_shared_memory_is_removed(tmp_path):
+    prefix = f"deepfake_test_{os.getpid()}_"
+    starts = tmp_path / "starts"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "deepfake_serving.supervise", "--", sys.executable, "-c", CRASHING_CHILD,
+         str(starts), prefix, f"--backend-config=python,shm-region-prefix-name={prefix}",
+         "--http-port=9", "--exit-timeout-secs=5"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        output = wait_for_line(process, "child: up")
+        # The two crashed runs' regions are gone; the running one's is its own.
+        assert sorted(p.name for p in Path("/dev/shm").glob(prefix + "*")) == [prefix + "region-3"]
+        process.send_signal(signal.SIGTERM)
+        output += process.communicate(timeout=20)[0]
+    finally:
+        kill_everything(process)
+        for leftover in Path("/dev/shm").glob(prefix + "*"):
+            leftover.unlink()
+    assert starts.read_text() == "xxx"
+    assert output.count("exited by itself with -11 (SIGSEGV)") == 2
+    assert "restarting tritonserver in 1 s" in output and "restarting tritonserver in 2 s" in output
+    assert output.count("removed 1 shared-memory region(s) of the dead server") == 2
+    assert process.returncode == 7
+
+
+def test_the_restart_backoff_doubles_to_its_cap_and_resets_after_a_stable_run():
+    assert supervise.restart_backoff(None, 0) == supervise.RESTART_BACKOFF_S
+    assert supervise.restart_backoff(1, 5) == 2
+    assert supervise.restart_backoff(16, 5) == supervise.MAX_RESTART_BACKOFF_S == 30
+    assert supervise.restart_backoff(30, supervise.STABLE_S) == supervise.RESTART_BACKOFF_S
+
+
+def test_only_the_regions_named_by_the_command_are_removed(tmp_path):
+    command = ["tritonserver", "--backend-config=python,shm-region-prefix-name=ours_py_",
+               "--backend-config", "onnxruntime,shm-region-prefix-name=ours_ort_", "--backend-config=python,x=1"]  # fmt: skip
+    assert supervise.shm_region_prefixes(command) == ["ours_py_", "ours_ort_"]
+    for name in ("ours_py_a", "ours_ort_b", "triton_python_backend_shm_region_c"):
+        (tmp_path / name).write_bytes(b"")
+    removed = supervise.remove_shm_regions(supervise.shm_region_prefixes(command), str(tmp_path))
+    assert sorted(Path(p).name for p in removed) == ["ours_ort_b", "ours_py_a"]
+    assert [p.name for p in tmp_path.iterdir()] == ["triton_python_backend_shm_region_c"]

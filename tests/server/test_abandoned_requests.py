@@ -1,0 +1,106 @@
+"""Impatient clients: gRPC requests abandoned at their deadline, on every entry model.
+
+Two concurrent ``detect_image`` requests whose deadline expired while
+``face_detector`` was still working crashed Triton 2.51 with SIGSEGV (4 of 4
+tries) while ``detect_image`` ran ``visual_detector`` and ``forensic_features``
+in parallel: an ensemble whose parallel branch is cancelled while the other is
+in flight answers the client twice (``FinishEnsemble`` in 2.51's
+``ensemble_scheduler.cc``; fixed upstream by core#466). The ensembles now run one
+step at a time. This test repeats rounds of concurrent abandoned requests with
+deadlines swept across each pipeline's work, then asks for a good answer and
+compares it with the one given before.
+
+It fails on the defect: with ``forensic_features``' ``ORDER_AFTER`` input
+unmapped in ``detect_image/config.pbtxt`` the server dies in the first rounds.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+import tritonclient.grpc as grpcclient
+from tritonclient.utils import InferenceServerException
+
+from tests import media, media_av
+from tests.triton_process import start_triton
+
+pytestmark = pytest.mark.server
+
+ROUNDS = 6
+CONCURRENT = 3
+DEADLINES_S = (0.05, 0.15, 0.3, 0.5, 0.8, 1.2)
+
+
+def _noise_jpeg(side: int) -> bytes:
+    # Noise has no face and compresses badly: MTCNN's pyramid works on every pixel.
+    rng = np.random.default_rng(0)
+    return media.encode((rng.random((side, side, 3)) * 255).astype(np.uint8), "JPEG", quality=80)
+
+
+def _video() -> bytes:
+    frames = media_av.moving_frames(media.astronaut(), 40, 640, 360)
+    return media_av.encode_frames(frames, 10, "mp4", "libx264", "yuv420p", {"preset": "ultrafast", "g": "40"})
+
+
+ENTRY_INPUTS = {
+    "detect_image": ("IMAGE", lambda: _noise_jpeg(2500)),
+    "detect_audio": ("AUDIO", lambda: media_av.audio_clip("wav", 100.0)),
+    "detect_video": ("VIDEO", _video),
+}
+
+
+def _request(url: str, model: str, name: str, data: bytes, timeout_s: float):
+    client = grpcclient.InferenceServerClient(url)
+    try:
+        tensor = grpcclient.InferInput(name, [1], "BYTES")
+        tensor.set_data_from_numpy(np.array([data], dtype=object))
+        return client.infer(model, [tensor], client_timeout=timeout_s).as_numpy("FAKE_PROB")
+    finally:
+        client.close()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    server = start_triton(tmp_path_factory.mktemp("abandoned"))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("model", sorted(ENTRY_INPUTS))
+def test_abandoned_requests_do_not_crash_the_server(server, model):
+    name, make = ENTRY_INPUTS[model]
+    data = make()
+    started = time.monotonic()
+    before = _request(server.grpc_url, model, name, data, 120)
+    work_s = time.monotonic() - started
+    outcomes: list[str] = []
+
+    def abandon(timeout_s: float) -> None:
+        try:
+            _request(server.grpc_url, model, name, data, timeout_s)
+            outcomes.append("answered")
+        except InferenceServerException as error:
+            outcomes.append(error.status() or "?")
+
+    for round_ in range(ROUNDS):
+        threads = [threading.Thread(target=abandon, args=(DEADLINES_S[round_ % len(DEADLINES_S)],))]
+        threads += [
+            threading.Thread(target=abandon, args=(DEADLINES_S[(round_ + k) % 3],)) for k in range(1, CONCURRENT)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        # Let the abandoned work finish inside the server before the next round.
+        time.sleep(min(CONCURRENT * work_s, 8))
+        assert server.process.poll() is None, f"tritonserver died in round {round_}:\n{server.log_tail()}"
+
+    assert "StatusCode.DEADLINE_EXCEEDED" in outcomes, f"no request was abandoned ({outcomes}); the test tests nothing"
+    assert server.is_ready()
+    after = _request(server.grpc_url, model, name, data, 120)
+    np.testing.assert_array_equal(after, before)
