@@ -14,6 +14,7 @@ import zlib
 from fractions import Fraction
 
 import av
+import cv2
 import numpy as np
 from PIL import Image
 
@@ -131,3 +132,69 @@ def hour_long_video(seconds: int = 3600) -> bytes:
         for packet in stream.encode(None):
             out.mux(packet)
     return buf.getvalue()
+
+
+def repeated_scan_jpeg(width: int = 6000, height: int = 6600, repeats: int = 3200) -> bytes:
+    """A flat progressive JPEG whose last scan (an AC refinement) is repeated ``repeats`` times:
+    a few hundred KB whose decoding costs ``repeats`` passes over every pixel."""
+    data = media.encode(Image.new("L", (width, height), 128), "JPEG", progressive=True, quality=90)
+    last_scan = data.rindex(b"\xff\xda")
+    end = data.rindex(b"\xff\xd9")
+    return data[:end] + data[last_scan:end] * repeats + data[end:]
+
+
+def many_strip_tiff(width: int = 10, height: int = 100_000) -> bytes:
+    """A greyscale TIFF with one strip per row, every strip pointing at the same bytes."""
+    entries = [  # tag, type (3 SHORT, 4 LONG), count, value or offset
+        (256, 3, 1, width), (257, 4, 1, height), (258, 3, 1, 8), (259, 3, 1, 1), (262, 3, 1, 1),
+        (273, 4, height, 0), (277, 3, 1, 1), (278, 4, 1, 1), (279, 4, height, 0),
+    ]  # fmt: skip
+    ifd_size = 2 + 12 * len(entries) + 4
+    offsets_at = 8 + ifd_size
+    counts_at = offsets_at + 4 * height
+    pixels_at = counts_at + 4 * height
+    ifd = struct.pack("<H", len(entries))
+    for tag, kind, count, value in entries:
+        value = {273: offsets_at, 279: counts_at}.get(tag, value)
+        packed = struct.pack("<HH", value, 0) if kind == 3 and count == 1 else struct.pack("<I", value)
+        ifd += struct.pack("<HHI", tag, kind, count) + packed
+    ifd += struct.pack("<I", 0)
+    body = struct.pack("<I", pixels_at) * height + struct.pack("<I", width) * height + bytes(width)
+    return b"II*\x00" + struct.pack("<I", 8) + ifd + body
+
+
+def tiled_faces_jpeg(face: np.ndarray, side: int = 4000, tile: int = 48) -> bytes:
+    """``side`` x ``side`` pixels of ``tile``-pixel copies of one face: thousands of MTCNN candidates."""
+    small = cv2.resize(face, (tile, tile), interpolation=cv2.INTER_AREA)
+    reps = side // tile + 1
+    return media.encode(Image.fromarray(np.tile(small, (reps, reps, 1))[:side, :side]), "JPEG", quality=90)
+
+
+def rate_changing_mp3(rates: tuple[int, ...] = (44100, 48000, 32000), repeats: int = 5) -> bytes:
+    """MP3 segments at alternating sample rates, concatenated (each frame header carries its rate)."""
+    segments = []
+    for rate in rates:
+        buffer = io.BytesIO()
+        with av.open(buffer, "w", format="mp3", options={"write_xing": "0", "id3v2_version": "0"}) as out:
+            stream = out.add_stream("libmp3lame", rate=rate, layout="mono")
+            media_av.mux_audio(out, stream, media_av.tone(rate, 0.2)[None], rate)
+        segments.append(buffer.getvalue())
+    return b"".join(segments * repeats)
+
+
+def one_keyframe_4k_video(frames: int = 1300) -> bytes:
+    """4K H.264 at 300 fps with a single keyframe: every frame must be decoded to reach the last."""
+    buffer = io.BytesIO()
+    with av.open(buffer, "w", format="mp4") as out:
+        options = {"preset": "ultrafast", "g": "100000", "keyint_min": "100000", "sc_threshold": "0", "bframes": "0"}
+        stream = out.add_stream("libx264", rate=300, options=options)
+        stream.width, stream.height, stream.pix_fmt = 3840, 2160, "yuv420p"
+        picture = av.VideoFrame.from_ndarray(np.full((2160, 3840, 3), 90, np.uint8), format="rgb24")
+        picture = picture.reformat(format="yuv420p")  # converted once: the encoder gets the same frame each time
+        for index in range(frames):
+            picture.pts = index
+            for packet in stream.encode(picture):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    return buffer.getvalue()

@@ -55,7 +55,7 @@ def speechlike(sr: int, seconds: float, seed: int = 0) -> np.ndarray:
     return (0.3 * envelope * voiced + 0.01 * rng.standard_normal(t.size)).astype(np.float32)
 
 
-def _mux_audio(out: av.container.OutputContainer, stream: av.AudioStream, planes: np.ndarray, rate: int) -> None:
+def mux_audio(out: av.container.OutputContainer, stream: av.AudioStream, planes: np.ndarray, rate: int) -> None:
     """Encode float planes (channels x samples) into ``stream``, flushing it at the end."""
     layout = "stereo" if planes.shape[0] == 2 else "mono"
     step = 960
@@ -79,7 +79,7 @@ def encode_audio(
     buf = io.BytesIO()
     with av.open(buf, "w", format=fmt) as out:
         stream = out.add_stream(codec, rate=sr, layout="stereo" if stereo else "mono", options=options or {})
-        _mux_audio(out, stream, planes, sr)
+        mux_audio(out, stream, planes, sr)
     return buf.getvalue()
 
 
@@ -141,7 +141,7 @@ def encode_frames(
             out.mux(packet)
         if ast is not None:
             mono = audio(arate, len(frames) / fps)
-            _mux_audio(out, ast, np.vstack([mono, mono]).astype(np.float32), arate)
+            mux_audio(out, ast, np.vstack([mono, mono]).astype(np.float32), arate)
     return buf.getvalue()
 
 

@@ -236,6 +236,9 @@ class VideoResult(_ResultBase):
         audio_fake_prob: the sound track's probability of being synthetic, None without sound.
         demo_weights: True when the server runs untrained demo weights.
         source: what was analysed.
+        distinct_frames: how many different frames the sampled ones are; fewer than
+            ``len(frames)`` when the clip is shorter or its timestamps are broken (all
+            zero), and the same picture was scored several times. None from an older server.
     """
 
     kind: ClassVar[str] = "video"
@@ -248,6 +251,7 @@ class VideoResult(_ResultBase):
         "has_audio": "HAS_AUDIO",
         "fake_prob": "FAKE_PROB",
         "demo_weights": "DEMO_WEIGHTS",
+        "distinct_frames": "DISTINCT_FRAMES",
     }
 
     fake_prob: float
@@ -257,6 +261,7 @@ class VideoResult(_ResultBase):
     audio_fake_prob: float | None = None
     demo_weights: bool = False
     source: str | None = None
+    distinct_frames: int | None = None
 
     @classmethod
     def from_outputs(cls, outputs: Outputs, *, source: str | None = None) -> VideoResult:
@@ -277,6 +282,9 @@ class VideoResult(_ResultBase):
             else None,
             demo_weights=bool(_scalar(outputs, names["demo_weights"], False)),
             source=source,
+            distinct_frames=int(_scalar(outputs, names["distinct_frames"]))
+            if names["distinct_frames"] in outputs
+            else None,
         )
 
 

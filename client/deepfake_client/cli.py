@@ -99,7 +99,12 @@ def _summary(result: DetectionResult) -> str:
     if isinstance(result, VideoResult):
         faces = sum(f.has_face for f in result.frames)
         audio = f", audio {result.audio_fake_prob:.3f}" if result.audio_fake_prob is not None else ", no audio"
-        return f"{faces}/{len(result.frames)} frames with faces{audio}"
+        repeated = (
+            f", only {result.distinct_frames} distinct frame(s)"
+            if result.distinct_frames is not None and result.distinct_frames < len(result.frames)
+            else ""
+        )
+        return f"{faces}/{len(result.frames)} frames with faces{audio}{repeated}"
     return ""
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from deepfake_serving import audio as A
+from deepfake_serving.budget import UNLIMITED, WorkBudget
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,8 @@ class AudioLimits:
     max_duration_s: float = A.DEFAULT_MAX_DURATION_S
     max_windows: int = A.DEFAULT_MAX_WINDOWS
     silence_peak_dbfs: float = A.SILENCE_PEAK_DBFS
+    max_native_samples: int = A.DEFAULT_MAX_NATIVE_SAMPLES
+    max_rate_changes: int = A.DEFAULT_MAX_RATE_CHANGES
 
     def __post_init__(self) -> None:
         if self.max_bytes <= 0 or self.max_duration_s <= 0:
@@ -59,9 +62,17 @@ def windows_from_samples(samples_16k: np.ndarray, limits: AudioLimits = DEFAULT_
     )
 
 
-def prepare_audio(data: bytes, limits: AudioLimits = DEFAULT_LIMITS, input_name: str = "AUDIO") -> AudioWindows:
+def prepare_audio(
+    data: bytes, limits: AudioLimits = DEFAULT_LIMITS, input_name: str = "AUDIO", budget: WorkBudget = UNLIMITED
+) -> AudioWindows:
     """Encoded bytes -> :class:`AudioWindows`; bad input raises ``RequestError`` naming ``input_name``."""
     samples = A.decode_audio(
-        data, max_bytes=limits.max_bytes, max_duration_s=limits.max_duration_s, input_name=input_name
+        data,
+        max_bytes=limits.max_bytes,
+        max_duration_s=limits.max_duration_s,
+        input_name=input_name,
+        max_native_samples=limits.max_native_samples,
+        max_rate_changes=limits.max_rate_changes,
+        budget=budget,
     )
     return windows_from_samples(samples, limits)

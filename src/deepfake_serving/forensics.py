@@ -203,8 +203,24 @@ def _spectral_features(gray: np.ndarray) -> tuple[float, float, float, float]:
     """high_freq_ratio, spectral_entropy, magnitude_mean, magnitude_std."""
     spectrum = cv2.dft(gray.astype(np.float64), flags=cv2.DFT_COMPLEX_OUTPUT)
     magnitude = cv2.magnitude(spectrum[..., 0], spectrum[..., 1])
-    h, w = magnitude.shape
     total = float(magnitude.sum())
+    if total == 0.0:
+        # A black crop. The spec's formulas divide by the spectrum's total; a
+        # constant crop of level c > 0 has only the DC term (total = c*h*w), so
+        # its ratio and entropy do not depend on c. Black gets their limit as
+        # c -> 0: the DC-only spectrum's ratio (0) and entropy, mean and std 0.
+        dc_only = np.zeros_like(magnitude)
+        dc_only[0, 0] = 1.0
+        ratio, entropy = _ratio_and_entropy(dc_only, 1.0)
+        return ratio, entropy, 0.0, 0.0
+    ratio, entropy = _ratio_and_entropy(magnitude, total)
+    _, std = cv2.meanStdDev(magnitude)
+    return ratio, entropy, total / magnitude.size, float(std[0, 0])
+
+
+def _ratio_and_entropy(magnitude: np.ndarray, total: float) -> tuple[float, float]:
+    """high_freq_ratio and spectral_entropy of an unshifted magnitude spectrum summing to ``total``."""
+    h, w = magnitude.shape
     # Rows/columns of the unshifted spectrum that fftshift moves into [h//4, 3h//4).
     rows = np.fft.fftshift(np.arange(h))[h // 4 : 3 * h // 4]
     cols = np.fft.fftshift(np.arange(w))[w // 4 : 3 * w // 4]
@@ -215,8 +231,7 @@ def _spectral_features(gray: np.ndarray) -> tuple[float, float, float, float]:
     p += 1e-10
     s = float(p.sum())
     entropy = np.log(s) - float(np.dot(p, np.log(p))) / s
-    _, std = cv2.meanStdDev(magnitude)
-    return 1.0 - center / total, entropy, total / magnitude.size, float(std[0, 0])
+    return 1.0 - center / total, float(entropy)
 
 
 def _sums(values: np.ndarray) -> tuple[list[int], list[int]]:

@@ -14,9 +14,17 @@ from pathlib import Path
 
 import numpy as np
 
+from deepfake_serving.budget import UNLIMITED, WorkBudget
+from deepfake_serving.errors import RequestError
 from deepfake_serving.faces import CROP_SIZE, center_crop, crop_face, normalize_for_visual, select_faces
-from deepfake_serving.imaging import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, decode_image
-from deepfake_serving.mtcnn import MTCNN
+from deepfake_serving.imaging import (
+    DEFAULT_MAX_BYTES,
+    DEFAULT_MAX_JPEG_SCANS,
+    DEFAULT_MAX_PIXELS,
+    DEFAULT_MAX_TIFF_CHUNKS,
+    decode_image,
+)
+from deepfake_serving.mtcnn import DEFAULT_MAX_CANDIDATES, MTCNN, TooManyCandidates
 from deepfake_serving.onnx_runner import onnx_callable
 
 
@@ -30,6 +38,9 @@ class FaceSettings:
     margin: float = 0.2
     max_pixels: int = DEFAULT_MAX_PIXELS
     max_bytes: int = DEFAULT_MAX_BYTES
+    max_jpeg_scans: int = DEFAULT_MAX_JPEG_SCANS
+    max_tiff_chunks: int = DEFAULT_MAX_TIFF_CHUNKS
+    max_candidates: tuple[int, int, int] = DEFAULT_MAX_CANDIDATES
 
 
 @dataclass(frozen=True)
@@ -68,11 +79,14 @@ class FaceDetector:
             if model_dir is None:
                 raise ValueError("either model_dir or nets is required")
             nets = [onnx_callable(model_dir / f"{stage}.onnx", threads) for stage in ("pnet", "rnet", "onet")]
-        self.mtcnn = MTCNN(*nets, min_face_size=settings.min_face_size)
+        self.mtcnn = MTCNN(*nets, min_face_size=settings.min_face_size, max_candidates=settings.max_candidates)
 
-    def detect_rgb(self, image: np.ndarray) -> DetectedFaces:
+    def detect_rgb(self, image: np.ndarray, budget: WorkBudget = UNLIMITED, input_name: str = "IMAGE") -> DetectedFaces:
         height, width = image.shape[:2]
-        boxes, probs = self.mtcnn.detect(image)
+        try:
+            ((boxes, probs),) = self.mtcnn.detect_batch([image], check=budget.check)
+        except TooManyCandidates as error:
+            raise RequestError(input_name, str(error)) from None
         chosen = select_faces(
             boxes, probs, min_confidence=self.settings.min_confidence, max_faces=self.settings.max_faces
         )
@@ -93,9 +107,14 @@ class FaceDetector:
             image_size=(height, width),
         )
 
-    def detect(self, data: bytes, input_name: str = "IMAGE") -> DetectedFaces:
-        return self.detect_rgb(
-            decode_image(
-                data, max_pixels=self.settings.max_pixels, max_bytes=self.settings.max_bytes, input_name=input_name
-            )
+    def detect(self, data: bytes, input_name: str = "IMAGE", budget: WorkBudget = UNLIMITED) -> DetectedFaces:
+        image = decode_image(
+            data,
+            max_pixels=self.settings.max_pixels,
+            max_bytes=self.settings.max_bytes,
+            input_name=input_name,
+            max_jpeg_scans=self.settings.max_jpeg_scans,
+            max_tiff_chunks=self.settings.max_tiff_chunks,
         )
+        budget.check("image decoding")
+        return self.detect_rgb(image, budget, input_name)

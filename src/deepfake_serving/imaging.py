@@ -25,11 +25,16 @@ Decisions worth knowing:
 * EXIF orientation is applied; unreadable EXIF is ignored rather than fatal,
   because many real photos carry slightly broken metadata.
 * Animated images (GIF, APNG, WebP, multi-page TIFF): the first frame.
+* Work limits beyond the pixel count, read from the bytes before Pillow
+  decodes: a JPEG's scans (a progressive scan costs a pass over every pixel,
+  and a 428 KB file can repeat one 3,200 times) and a TIFF's strips or tiles
+  (per-chunk decoder setup; 4 M one-row strips took 18 s and 1.4 GB).
 """
 
 from __future__ import annotations
 
 import io
+import struct
 import warnings
 
 import numpy as np
@@ -46,6 +51,13 @@ _WHITE = (255, 255, 255)
 #: are refused before Pillow parses a byte.
 DEFAULT_MAX_BYTES = 32 * 1024 * 1024
 DEFAULT_MAX_PIXELS = 40_000_000
+#: libjpeg's progressive mode writes 10 scans, mozjpeg about a dozen; each costs
+#: up to a pass over the image (~25 ms at 40 MP here).
+DEFAULT_MAX_JPEG_SCANS = 64
+#: A 40 MP image in 8 KB strips has ~15,000; per-chunk overhead is ~5 us.
+DEFAULT_MAX_TIFF_CHUNKS = 65536
+_SOS = b"\xff\xda"
+_TIFF_CHUNK_TAGS = (273, 324)  # StripOffsets, TileOffsets
 
 
 def decode_image(
@@ -54,11 +66,13 @@ def decode_image(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     max_bytes: int = DEFAULT_MAX_BYTES,
     input_name: str = "IMAGE",
+    max_jpeg_scans: int = DEFAULT_MAX_JPEG_SCANS,
+    max_tiff_chunks: int = DEFAULT_MAX_TIFF_CHUNKS,
 ) -> np.ndarray:
     """Decode ``data`` into a C-contiguous HxWx3 uint8 RGB array.
 
     Raises :class:`RequestError` for empty, unrecognised, unsupported,
-    truncated/corrupt or oversized images.
+    truncated/corrupt, oversized or over-costly images.
     """
     if ImageFile.LOAD_TRUNCATED_IMAGES:
         raise RuntimeError("PIL.ImageFile.LOAD_TRUNCATED_IMAGES is set; truncated images would decode as grey")
@@ -66,6 +80,7 @@ def decode_image(
         raise RequestError(input_name, f"empty; send an encoded image ({_ACCEPTED_TEXT})")
     if len(data) > max_bytes:
         raise RequestError(input_name, f"{len(data)} bytes exceeds the limit of {max_bytes} bytes")
+    _check_cost(data, max_jpeg_scans, max_tiff_chunks, input_name)
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         im = _open(data, max_pixels, input_name)
@@ -80,6 +95,58 @@ def decode_image(
             raise RequestError(input_name, f"{im.format} image is truncated or corrupt ({exc})") from exc
         finally:
             im.close()
+
+
+def jpeg_scan_count(data: bytes) -> int:
+    """Start-of-scan markers in a JPEG. Entropy-coded data escapes every 0xFF
+    byte, so each FF DA is a marker; scans of an embedded thumbnail count too
+    (an over-estimate by a few, on the safe side)."""
+    return data.count(_SOS)
+
+
+def tiff_chunk_count(data: bytes) -> int | None:
+    """Strips or tiles of a TIFF's first image, from its IFD (no values read); None if not a TIFF."""
+    order = {b"II": "<", b"MM": ">"}.get(data[:2])
+    if order is None or len(data) < 16:
+        return None
+    magic = struct.unpack_from(order + "H", data, 2)[0]
+    try:
+        if magic == 42:  # classic TIFF: 2-byte entry count, 12-byte entries
+            (ifd,) = struct.unpack_from(order + "I", data, 4)
+            (entries,) = struct.unpack_from(order + "H", data, ifd)
+            layout, first, size = order + "HHI", ifd + 2, 12
+        elif magic == 43:  # BigTIFF: 8-byte count, 20-byte entries
+            (ifd,) = struct.unpack_from(order + "Q", data, 8)
+            (entries,) = struct.unpack_from(order + "Q", data, ifd)
+            layout, first, size = order + "HHQ", ifd + 8, 20
+        else:
+            return None
+        counts = [0]
+        for k in range(min(entries, 4096)):
+            tag, _type, count = struct.unpack_from(layout, data, first + k * size)
+            if tag in _TIFF_CHUNK_TAGS:
+                counts.append(count)
+        return max(counts)
+    except struct.error:
+        return None  # a broken IFD: Pillow refuses it with its own message
+
+
+def _check_cost(data: bytes, max_jpeg_scans: int, max_tiff_chunks: int, input_name: str) -> None:
+    if data[:2] == b"\xff\xd8":
+        scans = jpeg_scan_count(data)
+        if scans > max_jpeg_scans:
+            raise RequestError(
+                input_name,
+                f"JPEG has {scans} scans, over the limit of {max_jpeg_scans} (max_jpeg_scans; each scan is a "
+                "pass over the whole image); re-encode it as baseline or standard progressive JPEG",
+            )
+    chunks = tiff_chunk_count(data)
+    if chunks is not None and chunks > max_tiff_chunks:
+        raise RequestError(
+            input_name,
+            f"TIFF has {chunks} strips or tiles, over the limit of {max_tiff_chunks} (max_tiff_chunks); "
+            "re-save it with larger strips",
+        )
 
 
 def _open(data: bytes, max_pixels: int, input_name: str) -> Image.Image:

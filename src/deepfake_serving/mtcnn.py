@@ -35,6 +35,16 @@ Fidelity notes, all chosen so boxes match facenet-pytorch's:
   which misaligns boxes and network outputs; here such boxes are dropped.
 
 Landmarks are not returned: the deployment only needs boxes.
+
+Cost limits. The cascade's work grows with its candidates (NMS is quadratic,
+each R/O-Net candidate is resized on its own): a 16 MP image tiled with
+48-pixel copies of one face took 57 s and 2.9 GB. Candidates are therefore
+capped per stage (``max_candidates``: P-Net boxes per pyramid scale before
+NMS, R-Net inputs, O-Net inputs); an image over a cap raises
+:class:`TooManyCandidates`. Ordinary photos stay two orders of magnitude
+below the caps (a one-face 512x512 image: 41 / 55 / 10; 441 faces tiled in
+1 MP: 4,390 / 2,544 / 808, 1.2 CPU seconds). ``detect_batch`` also calls a
+``check(step)`` callback between steps, where a caller enforces its time budget.
 """
 
 from __future__ import annotations
@@ -49,6 +59,18 @@ PNetFn = Callable[[Array], Sequence[Array]]
 
 _STRIDE = 2
 _CELL_SIZE = 12
+
+#: (P-Net boxes per scale before NMS, R-Net inputs, O-Net inputs); see the module docstring.
+DEFAULT_MAX_CANDIDATES = (10000, 4000, 1000)
+_STAGES = ("P-Net boxes at one scale", "R-Net candidates", "O-Net candidates")
+
+
+class TooManyCandidates(ValueError):
+    """An image whose face candidates exceed a stage's cap."""
+
+
+def _no_check(step: str) -> None:
+    pass
 
 
 def resize_area(image: Array, size: tuple[int, int]) -> Array:
@@ -252,14 +274,25 @@ class MTCNN:
         thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7),
         factor: float = 0.709,
         max_batch_size: int = 512,
+        max_candidates: tuple[int, int, int] = DEFAULT_MAX_CANDIDATES,
     ) -> None:
-        if min_face_size <= 0 or not 0 < factor < 1 or max_batch_size < 1:
-            raise ValueError("min_face_size > 0, 0 < factor < 1 and max_batch_size >= 1 are required")
+        if min_face_size <= 0 or not 0 < factor < 1 or max_batch_size < 1 or min(max_candidates) < 1:
+            raise ValueError(
+                "min_face_size > 0, 0 < factor < 1, max_batch_size >= 1 and max_candidates >= 1 are required"
+            )
+        self.max_candidates = tuple(max_candidates)
         self.pnet, self.rnet, self.onet = pnet, rnet, onet
         self.min_face_size = min_face_size
         self.thresholds = tuple(thresholds)
         self.factor = factor
         self.max_batch_size = max_batch_size
+
+    def _within(self, stage: int, count: int) -> None:
+        if count > self.max_candidates[stage]:
+            raise TooManyCandidates(
+                f"{count} {_STAGES[stage]} exceed the limit of {self.max_candidates[stage]} (max_candidates); "
+                "the image holds too many face-like patterns to search"
+            )
 
     def detect(self, image: Array) -> tuple[Array, Array]:
         """Faces in one HxWx3 uint8 RGB image.
@@ -270,22 +303,31 @@ class MTCNN:
         """
         return self.detect_batch([image])[0]
 
-    def detect_batch(self, images: Sequence[Array]) -> list[tuple[Array, Array]]:
-        """:meth:`detect` for several images (any sizes) with batched network calls."""
+    def detect_batch(
+        self, images: Sequence[Array], check: Callable[[str], None] = _no_check
+    ) -> list[tuple[Array, Array]]:
+        """:meth:`detect` for several images (any sizes) with batched network calls.
+
+        ``check(step)`` is called between steps; whatever it raises ends the detection.
+        """
         for image in images:
             if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
                 raise ValueError(f"expected HxWx3 uint8 RGB images, got {image.dtype} {image.shape}")
         sizes = np.array([image.shape[:2] for image in images], dtype=np.int64).reshape(-1, 2)
-        cand = self._stage_one(images)
+        cand = self._stage_one(images, check)
+        check("face detection (R-Net)")
+        self._within(1, len(cand.boxes))
         cand = self._stage_two(images, sizes, cand)
+        check("face detection (O-Net)")
+        self._within(2, len(cand.boxes))
         cand = self._stage_three(images, sizes, cand)
         return [self._result(cand, i) for i in range(len(images))]
 
-    def _stage_one(self, images: Sequence[Array]) -> _Candidates:
+    def _stage_one(self, images: Sequence[Array], check: Callable[[str], None]) -> _Candidates:
         groups: dict[tuple[int, ...], list[int]] = {}
         for i, image in enumerate(images):
             groups.setdefault(image.shape, []).append(i)
-        parts = [self._pnet_group(images, ids) for ids in groups.values()]
+        parts = [self._pnet_group(images, ids, check) for ids in groups.values()]
         boxes = np.concatenate([p.boxes for p in parts] + [np.zeros((0, 9), np.float32)])
         image_ids = np.concatenate([p.image_ids for p in parts] + [np.zeros(0, np.int64)])
         cand = _Candidates(boxes, image_ids)
@@ -305,16 +347,18 @@ class MTCNN:
         )
         return _Candidates(rerec(refined.astype(np.float32)), cand.image_ids)
 
-    def _pnet_group(self, images: Sequence[Array], ids: list[int]) -> _Candidates:
+    def _pnet_group(self, images: Sequence[Array], ids: list[int], check: Callable[[str], None]) -> _Candidates:
         """Stage 1 for same-shaped images: PNet per scale, NMS 0.5 per scale and image."""
         h, w = images[ids[0]].shape[:2]
         found = []
         for scale in pyramid_scales(h, w, self.min_face_size, self.factor):
             size = (int(h * scale + 1), int(w * scale + 1))
             for chunk in _chunks(ids, self.max_batch_size):
+                check("face detection (P-Net)")
                 x = _normalize(np.stack([resize_area(images[i], size) for i in chunk]))
                 reg, prob = (np.asarray(o) for o in self.pnet(x))
                 boxes, local = generate_bounding_boxes(reg, prob, scale, self.thresholds[0])
+                self._within(0, len(boxes))
                 image_ids = np.asarray(chunk, dtype=np.int64)[local]
                 keep = _per_image_nms(boxes, image_ids, 0.5, nms_iou)
                 found.append(_Candidates(boxes[keep], image_ids[keep]))

@@ -18,7 +18,12 @@ Here PyAV decodes straight to RGB from an in-memory buffer, and:
   cannot seek, decoding falls back to one pass from the start.
 * Limits (bytes; resolution from the stream header before decoding and again
   per frame; duration from the header and from packet timestamps) raise
-  :class:`RequestError`.
+  :class:`RequestError`. So does the decoding work itself, computed from the
+  packet index before any frame is decoded: the frames the seeks and the
+  decoding forward from each keyframe will touch, times the frame size, must
+  stay within ``max_decode_pixels`` (one keyframe and 30,000 4K P-frames
+  would otherwise be decoded whole: 81 s). The request's work budget is
+  checked after every decoded frame.
 * Threading: ``threads`` (default 2) decoder threads with FFmpeg's AUTO
   (frame + slice) mode. Triton runs several model instances per host, so
   per-request decoders should not each take every core.
@@ -39,12 +44,14 @@ import numpy as np
 
 from deepfake_serving.audio import (
     _PYAV_ERRORS,
+    DEFAULT_MAX_NATIVE_SAMPLES,
     SAMPLE_RATE,
     _check_bytes,
     _describe,
     decode_audio_stream,
     open_container,
 )
+from deepfake_serving.budget import UNLIMITED, WorkBudget
 from deepfake_serving.errors import RequestError
 
 NUM_FRAMES = 16
@@ -53,6 +60,9 @@ DEFAULT_MAX_BYTES = 256 * 1024 * 1024
 DEFAULT_MAX_DURATION_S = 600.0
 DEFAULT_MAX_PIXELS = 3840 * 2160  # 16 sampled 4K RGB frames are ~400 MB
 DEFAULT_THREADS = 2
+#: Frames decoded x pixels per frame: about 1,200 4K or 4,800 1080p frames,
+#: some 10 CPU seconds of H.264 decoding on one core here.
+DEFAULT_MAX_DECODE_PIXELS = 10_000_000_000
 # Above this rate a "video" is more likely a decompression bomb than footage.
 _MAX_FPS = 300.0
 
@@ -83,6 +93,7 @@ class SampledVideo:
     audio_error: str | None = None  # why a present audio track was not decoded
     decoded_frames: int = 0  # frames the decoder produced (cost metric)
     padded: int = field(default=0)  # how many trailing entries repeat the last frame
+    distinct_frames: int = NUM_FRAMES  # different frames among the sampled ones (fewer: short or degenerate clip)
 
 
 def sample_indices(total_frames: int, num_frames: int = NUM_FRAMES) -> np.ndarray:
@@ -93,6 +104,28 @@ def sample_indices(total_frames: int, num_frames: int = NUM_FRAMES) -> np.ndarra
         idx = np.arange(total_frames, dtype=np.int64)
         return np.concatenate([idx, np.full(num_frames - total_frames, total_frames - 1, dtype=np.int64)])
     return np.linspace(0, total_frames - 1, num_frames, dtype=int).astype(np.int64)
+
+
+def frames_to_decode(pts_all: list[int], key_pts: list[int], targets: list[int], linear: bool) -> int:
+    """How many frames the sampler decodes to reach ``targets`` (sorted), from the packet index alone.
+
+    Mirrors the loop in :func:`_sample`: a target is reached by decoding on
+    from the current position when its keyframe is not past it, else by
+    seeking to the keyframe at or before it; ``linear`` decodes from the start.
+    """
+    if linear:
+        return bisect.bisect_right(pts_all, targets[-1])
+    frames, position = 0, None
+    for target in targets:
+        k = bisect.bisect_right(key_pts, target) - 1
+        key = key_pts[k] if k >= 0 else pts_all[0]
+        start = position if position is not None and key <= position < target else None
+        if start is None:
+            frames += bisect.bisect_right(pts_all, target) - bisect.bisect_left(pts_all, key)
+        else:
+            frames += bisect.bisect_right(pts_all, target) - bisect.bisect_right(pts_all, start)
+        position = target
+    return frames
 
 
 def _rotate(rgb: np.ndarray, rotation: float) -> np.ndarray:
@@ -146,6 +179,9 @@ def sample_video(
     seek: bool = True,
     decode_audio_track: bool = True,
     input_name: str = "VIDEO",
+    max_decode_pixels: int = DEFAULT_MAX_DECODE_PIXELS,
+    max_native_samples: int = DEFAULT_MAX_NATIVE_SAMPLES,
+    budget: WorkBudget = UNLIMITED,
 ) -> SampledVideo:
     """Decode ``num_frames`` evenly spaced frames (and the audio track) of a video in memory.
 
@@ -161,7 +197,8 @@ def sample_video(
             def reopen() -> av.container.InputContainer:
                 return stack.enter_context(open_container(data, input_name, SUPPORTED_VIDEO))
 
-            result = _sample(container, reopen, num_frames, size, max_duration_s, max_pixels, threads, seek, input_name)
+            limits = _Limits(max_duration_s, max_pixels, max_decode_pixels, budget)
+            result = _sample(container, reopen, num_frames, size, limits, threads, seek, input_name)
             has_audio_stream = bool(container.streams.audio)
     except RequestError:
         raise
@@ -177,6 +214,8 @@ def sample_video(
                     target_sr=SAMPLE_RATE,
                     max_duration_s=max_duration_s,
                     input_name=input_name,
+                    max_native_samples=max_native_samples,
+                    budget=budget,
                 )
                 result.has_audio = True
         except RequestError as exc:
@@ -185,17 +224,25 @@ def sample_video(
     return result
 
 
+@dataclass(frozen=True)
+class _Limits:
+    max_duration_s: float
+    max_pixels: int
+    max_decode_pixels: int
+    budget: WorkBudget
+
+
 def _sample(
     container: av.container.InputContainer,
     reopen: Callable[[], av.container.InputContainer],
     num_frames: int,
     size: int,
-    max_duration_s: float,
-    max_pixels: int,
+    limits: _Limits,
     threads: int,
     seek: bool,
     input_name: str,
 ) -> SampledVideo:
+    max_duration_s, max_pixels = limits.max_duration_s, limits.max_pixels
     if not container.streams.video:
         raise RequestError(input_name, f"no video stream found; accepted: {SUPPORTED_VIDEO}")
     stream = container.streams.video[0]
@@ -228,6 +275,14 @@ def _sample(
 
     indices = sample_indices(total, num_frames)
     targets = sorted({pts_all[i] for i in indices})
+    work = frames_to_decode(pts_all, key_pts, targets, linear=not seek) * max(width * height, 1)
+    if work > limits.max_decode_pixels:
+        raise RequestError(
+            input_name,
+            f"reaching the sampled frames means decoding {work / 1e9:.1f} G pixels, over the limit of "
+            f"{limits.max_decode_pixels / 1e9:g} G (max_decode_pixels: frames to decode x frame size); "
+            "re-encode with more keyframes or at a lower resolution",
+        )
 
     def configure(s: av.video.stream.VideoStream) -> None:
         s.codec_context.thread_type = "AUTO"
@@ -267,6 +322,7 @@ def _sample(
         for packet in container.demux(stream):
             for frame in packet.decode():
                 decoded += 1
+                limits.budget.check("video decoding")
                 if frame.width * frame.height > max_pixels:
                     raise RequestError(
                         input_name, f"{frame.width}x{frame.height} pixels exceeds the limit of {max_pixels} pixels"
@@ -332,4 +388,5 @@ def _sample(
         audio=None,
         decoded_frames=decoded,
         padded=max(0, num_frames - total),
+        distinct_frames=len(targets),
     )

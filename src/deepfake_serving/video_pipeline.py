@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from deepfake_serving.audio_pipeline import DEFAULT_LIMITS, AudioLimits, AudioWindows, windows_from_samples
+from deepfake_serving.budget import UNLIMITED, WorkBudget
 from deepfake_serving.faces import normalize_for_visual
 from deepfake_serving.fusion import NO_SCORE
 from deepfake_serving.image_pipeline import FaceDetector
@@ -49,7 +50,7 @@ def temporal_input(sample: SampledVideo) -> np.ndarray:
     return normalize_for_visual(sample.frames)[np.newaxis]
 
 
-def detect_frame_faces(detector: FaceDetector, sample: SampledVideo) -> FrameFaces:
+def detect_frame_faces(detector: FaceDetector, sample: SampledVideo, budget: WorkBudget = UNLIMITED) -> FrameFaces:
     """Run MTCNN on each distinct sampled frame; faces only (no center-crop fallback)."""
     per_frame: dict[int, np.ndarray] = {}
     inputs: list[np.ndarray] = []
@@ -58,7 +59,7 @@ def detect_frame_faces(detector: FaceDetector, sample: SampledVideo) -> FrameFac
     counts = np.zeros(NUM_FRAMES, dtype=np.int32)
     for slot, index in enumerate(sample.frame_indices.tolist()):
         if index not in per_frame:
-            faces = detector.detect_rgb(sample.frames_full[slot])
+            faces = detector.detect_rgb(sample.frames_full[slot], budget, "VIDEO")
             per_frame[index] = faces.visual_input if faces.face_found else np.empty((0, 3, 224, 224), np.float32)
         found = per_frame[index]
         has_face[slot] = len(found) > 0

@@ -208,3 +208,23 @@ def test_a_wrong_batch_is_refused_with_a_clear_message(bad):
 def test_a_wrong_worker_count_is_refused(workers):
     with pytest.raises(ValueError, match="workers"):
         extract_forensic_features(IMAGES["flat"], workers=workers)
+
+
+@pytest.mark.parametrize("level", [0, 1, 128, 255])
+def test_a_constant_crop_has_the_limit_of_the_reference_features(level):
+    """The reference divides by the spectrum's total, which is 0 for a black crop
+    (ZeroDivisionError in the server before). A constant crop's ratio and entropy
+    do not depend on its level; black gets their value, mean and std 0."""
+    crop = np.full((224, 224, 3), level, np.uint8)
+    got = extract_forensic_features(crop)
+    assert np.isfinite(got).all()
+    with np.errstate(divide="ignore", invalid="ignore"):  # the reference's 0/0 on black
+        expected = reference(crop)
+    for index, feature in enumerate(FEATURE_NAMES[4:11], start=4):  # noise and sharpness need no limit
+        assert got[index] == pytest.approx(expected[feature], rel=1e-4, abs=1e-9), feature
+    grey = reference(np.full((224, 224, 3), 128, np.uint8))
+    assert got[0] == pytest.approx(grey["high_freq_ratio"], abs=1e-12) and got[0] == 0.0
+    assert got[1] == pytest.approx(grey["spectral_entropy"], rel=1e-9)
+    assert got[2] == pytest.approx(level, rel=1e-9)  # the DC term (level * 224 * 224) over 224 * 224 bins
+    assert got[3] == pytest.approx(expected["magnitude_std"], abs=1e-6)
+    assert got[11] == 0.0  # no blocks

@@ -16,7 +16,7 @@ from deepfake_serving.audio_pipeline import AudioLimits
 from deepfake_serving.fusion import NO_SCORE, AudioAggregation, FrameAggregation, VideoFusion
 from deepfake_serving.image_pipeline import FaceDetector, FaceSettings
 from deepfake_serving.provenance import any_demo
-from deepfake_serving.triton_python import model_parameters, respond, single_bytes
+from deepfake_serving.triton_python import model_parameters, respond, single_bytes, work_budget
 from deepfake_serving.video import sample_video
 
 # The composing detectors' max_batch_size (their generated configs).
@@ -26,8 +26,9 @@ AUDIO_MAX_BATCH = 64
 
 class TritonPythonModel:
     def initialize(self, args):
-        p = model_parameters(args)
+        self.parameters = p = model_parameters(args)
         repository = Path(args["model_repository"]).parent
+        self.max_decode_pixels = int(p["max_decode_pixels"])
         self.max_bytes = int(p["max_bytes"])
         self.max_duration_s = float(p["max_duration_s"])
         self.max_pixels = int(p["max_pixels"])
@@ -40,7 +41,9 @@ class TritonPythonModel:
             max_pixels=self.max_pixels,
         )
         self.faces = FaceDetector(repository / "face_detector" / "1", settings, threads=1)
-        self.audio_limits = AudioLimits(max_duration_s=self.max_duration_s)
+        self.audio_limits = AudioLimits(
+            max_duration_s=self.max_duration_s, max_native_samples=int(p["max_native_samples"])
+        )
         self.audio_rule = AudioAggregation(float(p["audio_top_fraction"]))
         self.frame_rule = FrameAggregation(
             float(p["confident_fake_threshold"]),
@@ -72,18 +75,23 @@ class TritonPythonModel:
         return np.concatenate(out).astype(np.float32) if out else np.empty(0, np.float32)
 
     def _detect(self, request):
+        budget = work_budget(request, "VIDEO", self.parameters)
         sample = sample_video(
             single_bytes(pb_utils, request, "VIDEO"),
             max_bytes=self.max_bytes,
             max_duration_s=self.max_duration_s,
             max_pixels=self.max_pixels,
             threads=self.decode_threads,
+            max_decode_pixels=self.max_decode_pixels,
+            max_native_samples=self.audio_limits.max_native_samples,
+            budget=budget,
         )
         if sample.audio_error:
             pb_utils.Logger.log_info(f"detect_video: audio track not scored: {sample.audio_error}")
         temporal = float(self._fake_probs("temporal_analyzer", V.temporal_input(sample), 1)[0])
 
-        faces = V.detect_frame_faces(self.faces, sample)
+        budget.check("the temporal analyzer")
+        faces = V.detect_frame_faces(self.faces, sample, budget)
         face_probs = self._fake_probs("visual_detector", faces.visual_input, VISUAL_MAX_BATCH)
         frame_probs = V.frame_scores(face_probs, faces)
         frames_score = self.frame_rule.score(frame_probs, faces.has_face)
@@ -111,4 +119,5 @@ class TritonPythonModel:
             "AUDIO_SILENT": np.array([audio_silent]),
             "FAKE_PROB": np.array([self.fusion.score(temporal, frames_score, audio_score)], np.float32),
             "DEMO_WEIGHTS": np.array([self.demo]),
+            "DISTINCT_FRAMES": np.array([sample.distinct_frames], np.int32),
         }

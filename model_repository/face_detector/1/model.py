@@ -10,12 +10,12 @@ import numpy as np
 import triton_python_backend_utils as pb_utils
 
 from deepfake_serving.image_pipeline import FaceDetector, FaceSettings
-from deepfake_serving.triton_python import model_parameters, respond, single_bytes
+from deepfake_serving.triton_python import model_parameters, respond, single_bytes, work_budget
 
 
 class TritonPythonModel:
     def initialize(self, args):
-        p = model_parameters(args)
+        self.parameters = p = model_parameters(args)
         settings = FaceSettings(
             min_face_size=int(p["min_face_size"]),
             min_confidence=float(p["min_confidence"]),
@@ -23,6 +23,9 @@ class TritonPythonModel:
             margin=float(p["margin"]),
             max_pixels=int(p["max_pixels"]),
             max_bytes=int(p["max_bytes"]),
+            max_jpeg_scans=int(p["max_jpeg_scans"]),
+            max_tiff_chunks=int(p["max_tiff_chunks"]),
+            max_candidates=tuple(int(n) for n in p["max_candidates"].split(",")),
         )
         version_dir = Path(args["model_repository"]) / args["model_version"]
         self.detector = FaceDetector(version_dir, settings, threads=int(p["onnx_threads"]))
@@ -31,7 +34,8 @@ class TritonPythonModel:
         return respond(pb_utils, "face_detector", requests, self._detect)
 
     def _detect(self, request):
-        faces = self.detector.detect(single_bytes(pb_utils, request, "IMAGE"))
+        budget = work_budget(request, "IMAGE", self.parameters)
+        faces = self.detector.detect(single_bytes(pb_utils, request, "IMAGE"), budget=budget)
         return {
             "FACE_BOXES": faces.boxes,
             "FACE_CONFIDENCE": faces.confidence,
