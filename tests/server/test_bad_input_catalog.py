@@ -243,6 +243,16 @@ COMPOSING_CASES = [
         ("data-type is 'fp32'", "expects 'uint8'"),
     ),
     Case(
+        "forensic_features",
+        "ORDER_AFTER",
+        "float64_order",
+        lambda: [
+            ("FACE_CROPS", np.zeros((1, 224, 224, 3), np.uint8), "UINT8"),
+            ("ORDER_AFTER", np.zeros((1, 2), np.float64), "FP64"),
+        ],
+        ("data-type is 'fp64'", "expects 'fp32'"),
+    ),
+    Case(
         "image_fusion",
         "VISUAL_PROBS",
         "nan",
