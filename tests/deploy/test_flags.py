@@ -58,6 +58,11 @@ def test_the_local_server_accepts_the_flags_and_restricts_the_admin_apis(product
         ("/v2/repository/index", b"{}"),
         ("/v2/models/visual_detector/config", None),
         ("/v2/logging", None),
+        # The ones that matter most: model control (a load can bring in code), shared memory, trace.
+        ("/v2/repository/models/image_fusion/load", b"{}"),
+        ("/v2/systemsharedmemory/status", None),
+        ("/v2/cudasharedmemory/status", None),
+        ("/v2/trace/setting", None),
     ):
         assert status(base + path, data=data) == 403, path
         assert status(base + path, key, data) == 200, path
@@ -72,8 +77,20 @@ def test_grpc_restricts_the_same_protocols(production_server):
     client = grpcclient.InferenceServerClient(production_server.grpc_url)
     try:
         assert client.is_server_ready()
+        key = {server_flags.GRPC_ADMIN_METADATA: "test-key"}
+        calls = {
+            "repository index": lambda **kw: client.get_model_repository_index(**kw),
+            "load": lambda **kw: client.load_model("image_fusion", **kw),
+            "model config": lambda **kw: client.get_model_config("visual_detector", **kw),
+            "system shared memory": lambda **kw: client.get_system_shared_memory_status(**kw),
+            "trace settings": lambda **kw: client.get_trace_settings(**kw),
+            "log settings": lambda **kw: client.get_log_settings(**kw),
+        }
+        for what, call in calls.items():
+            with pytest.raises(InferenceServerException, match="restricted"):
+                call()
+            assert call(headers=key) is not None or what == "load", what  # the key unlocks it
         with pytest.raises(InferenceServerException, match="restricted"):
-            client.get_model_repository_index()
-        assert client.get_model_repository_index(headers={server_flags.GRPC_ADMIN_METADATA: "test-key"}) is not None
+            client.unload_model("image_fusion", headers={server_flags.GRPC_ADMIN_METADATA: "wrong"})
     finally:
         client.close()

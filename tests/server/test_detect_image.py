@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -162,29 +163,40 @@ def test_http_gives_the_same_answer_as_grpc(grpc_client, http_client):
     np.testing.assert_allclose(result.as_numpy("FAKE_PROB"), detect(grpc_client, data)["FAKE_PROB"], atol=1e-6)
 
 
-def test_concurrent_images_are_batched_in_the_detectors(triton, grpc_client):
-    def stats(name: str) -> tuple[int, int]:
-        s = grpc_client.get_inference_statistics(name, as_json=True)["model_stats"][0]
-        return int(s.get("inference_count", 0)), int(s.get("execution_count", 0))
+def _batch_counts(client, model: str) -> tuple[int, dict[int, int]]:
+    """(inference count, executions per batch size) from Triton's statistics of ``model``."""
+    stats = client.get_inference_statistics(model, as_json=True)["model_stats"][0]
+    per_size = {int(b["batch_size"]): int(b["compute_infer"].get("count", 0)) for b in stats.get("batch_stats", [])}
+    return int(stats.get("inference_count", 0)), per_size
 
-    before = {name: stats(name) for name in ("visual_detector", "forensic_classifier")}
-    grid = media.encode(media.grid_2x2(media.astronaut()), "JPEG")
+
+def test_concurrent_single_face_requests_are_merged_into_one_execution(triton, grpc_client):
+    """Each request carries one face, so an execution of batch size 2 or more merged
+    different requests: batching *across* requests, not just the faces of one image."""
+    image = media.encode(media.astronaut(), "JPEG")
+    models = ("visual_detector", "forensic_classifier")
+    before = {model: _batch_counts(grpc_client, model) for model in models}
+    clients, per_client = 16, 3
 
     def worker() -> None:
         client = grpcclient.InferenceServerClient(triton.grpc_url)
         try:
-            for _ in range(2):
-                detect(client, grid)
+            for _ in range(per_client):
+                assert detect(client, image)["FACE_FOUND"].tolist() == [True]
         finally:
             client.close()
 
-    threads = [threading.Thread(target=worker) for _ in range(16)]
+    threads = [threading.Thread(target=worker) for _ in range(clients)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    for name, (inferences0, executions0) in before.items():
-        inferences1, executions1 = stats(name)
-        inferences, executions = inferences1 - inferences0, executions1 - executions0
-        assert inferences == 16 * 2 * 4, name  # four faces per image
-        assert executions < inferences, f"{name}: {executions} executions for {inferences} inferences"
+    for model in models:
+        # Triton counts a request just after answering it: poll until all are in.
+        deadline = time.monotonic() + 10
+        while (after := _batch_counts(grpc_client, model))[0] - before[model][0] < clients * per_client:
+            assert time.monotonic() < deadline, f"{model}: statistics never counted every request"
+            time.sleep(0.1)
+        assert after[0] - before[model][0] == clients * per_client, model  # one face per image
+        merged = {size: count - before[model][1].get(size, 0) for size, count in after[1].items() if size >= 2}
+        assert sum(merged.values()) > 0, f"{model}: no execution merged two requests ({after[1]})"

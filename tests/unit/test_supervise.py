@@ -6,10 +6,13 @@ The drain itself runs against the real server in tests/server/test_shutdown.py.
 from __future__ import annotations
 
 import contextlib
+import http.server
+import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -207,3 +210,112 @@ def test_only_the_regions_named_by_the_command_are_removed(tmp_path):
     removed = supervise.remove_shm_regions(supervise.shm_region_prefixes(command), str(tmp_path))
     assert sorted(Path(p).name for p in removed) == ["ours_ort_b", "ours_py_a"]
     assert [p.name for p in tmp_path.iterdir()] == ["triton_python_backend_shm_region_c"]
+
+
+STUBBORN_CHILD = """
+import signal, sys, time
+def on_term(*_):
+    print("child: SIGTERM" + (" ignored" if IGNORE else ""), flush=True)
+    if not IGNORE:
+        sys.exit(7)
+IGNORE = sys.argv[1] == "ignore"
+signal.signal(signal.SIGTERM, on_term)
+print("child: up", flush=True)
+time.sleep(120)
+"""
+
+
+class _StuckRepository(http.server.BaseHTTPRequestHandler):
+    """Triton's repository API, with every entry model stuck in UNLOADING."""
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        body = b"{}"
+        if self.path == "/v2/repository/index":
+            body = json.dumps([{"name": m, "state": "UNLOADING"} for m in supervise.ENTRY_MODELS]).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *_args) -> None:
+        pass
+
+
+@pytest.fixture
+def stuck_api():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _StuckRepository)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server.server_address[1]
+    server.shutdown()
+
+
+def run_draining(port: int, child_mode: str, *args: str, exit_timeout_s: int = 5) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "deepfake_serving.supervise", "--no-restart", *args, "--",
+         sys.executable, "-c", STUBBORN_CHILD, child_mode, f"--http-port={port}", "--http-address=127.0.0.1",
+         f"--exit-timeout-secs={exit_timeout_s}", "--http-restricted-api=model-repository:triton-admin-key=k"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+
+
+def test_the_drain_ends_at_its_timeout_when_a_model_stays_unloading(stuck_api):
+    process = run_draining(stuck_api, "obey", "--drain-timeout", "1.5")
+    try:
+        output = wait_for_line(process, "child: up")
+        started = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        output += process.communicate(timeout=30)[0]
+        elapsed = time.monotonic() - started
+    finally:
+        kill_everything(process)
+    assert "drain timed out; still busy: detect_image, detect_audio, detect_video" in output
+    assert 1.5 <= elapsed < 6 and process.returncode == 7
+
+
+def test_a_second_signal_skips_the_drain(stuck_api):
+    process = run_draining(stuck_api, "obey", "--drain-timeout", "60")
+    try:
+        output = wait_for_line(process, "child: up")
+        started = time.monotonic()
+        process.send_signal(signal.SIGINT)
+        output += wait_for_line(process, "draining")
+        process.send_signal(signal.SIGINT)
+        output += process.communicate(timeout=30)[0]
+        elapsed = time.monotonic() - started
+    finally:
+        kill_everything(process)
+    assert "drain cut short by a second signal" in output and process.returncode == 7
+    assert elapsed < 10  # not the 60 s drain
+
+
+def test_a_third_signal_kills_a_triton_that_ignores_sigterm(stuck_api):
+    process = run_draining(stuck_api, "ignore", "--drain-timeout", "60", exit_timeout_s=60)
+    try:
+        wait_for_line(process, "child: up")
+        process.send_signal(signal.SIGTERM)
+        wait_for_line(process, "draining")
+        process.send_signal(signal.SIGTERM)  # skips the drain: SIGTERM to the child, which ignores it
+        wait_for_line(process, "child: SIGTERM ignored")
+        process.send_signal(signal.SIGTERM)
+        output = process.communicate(timeout=30)[0]
+    finally:
+        kill_everything(process)
+    assert "killing tritonserver" in output
+    assert process.returncode == 128 + signal.SIGKILL
+
+
+def test_a_triton_outliving_its_exit_timeout_is_killed_after_the_margin(stuck_api):
+    process = run_draining(stuck_api, "ignore", "--drain-timeout", "0.5", exit_timeout_s=1)
+    try:
+        wait_for_line(process, "child: up")
+        process.send_signal(signal.SIGHUP)  # a closed terminal starts the same stop
+        wait_for_line(process, "child: SIGTERM ignored")
+        started = time.monotonic()
+        output = process.communicate(timeout=60)[0]
+        elapsed = time.monotonic() - started
+    finally:
+        kill_everything(process)
+    assert "killing tritonserver" in output and process.returncode == 128 + signal.SIGKILL
+    assert 1 + supervise.KILL_MARGIN_S - 1 <= elapsed < 1 + supervise.KILL_MARGIN_S + 5

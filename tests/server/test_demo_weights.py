@@ -1,0 +1,84 @@
+"""``DEMO_WEIGHTS`` in every pipeline's answer, read from the detectors' configs.
+
+The export marks a detector ``weights: trained`` when it was built from a
+checkpoint (``tests/export/test_checkpoints.py`` proves that marking); here the
+served repository's detector configs carry that marking, and the real server
+must answer ``DEMO_WEIGHTS=false`` where every detector a pipeline uses is
+trained, ``true`` where any is still demo, and log the warning only then.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+import tritonclient.grpc as grpcclient
+
+from deepfake_serving.contract import DETECTORS
+from tests import media, media_av
+from tests.server.helpers import infer
+from tests.triton_process import MODEL_REPOSITORY, start_triton
+
+pytestmark = pytest.mark.server
+
+INPUTS = {
+    "detect_image": ("IMAGE", lambda: media.encode(media.astronaut())),
+    "detect_audio": ("AUDIO", lambda: media_av.audio_clip("wav", 5.0)),
+    "detect_video": (
+        "VIDEO",
+        lambda: media_av.encode_video(media_av.moving_frames(media.astronaut(), 16, 320, 240), 8, "mp4_h264_aac"),
+    ),
+}
+
+
+def _repository(root, demo: set[str]):
+    """The served repository, with every detector but those in ``demo`` marked trained."""
+    repository = root / "repository"
+    repository.mkdir()
+    detectors = {spec.name for spec in DETECTORS}
+    for model in sorted(p for p in MODEL_REPOSITORY.iterdir() if (p / "config.pbtxt").exists()):
+        if model.name not in detectors or model.name in demo:
+            (repository / model.name).symlink_to(model, target_is_directory=True)
+            continue
+        (repository / model.name).mkdir()
+        (repository / model.name / "1").symlink_to(model / "1", target_is_directory=True)
+        config = (model / "config.pbtxt").read_text()
+        marked, count = re.subn(
+            r'(key: "weights"\s*value \{\s*string_value: )"demo"', r'\1"trained"', config
+        )  # fmt: skip
+        assert count == 1, f"{model.name}: no weights parameter to mark"
+        (repository / model.name / "config.pbtxt").write_text(marked)
+    return repository
+
+
+def _demo_flags(server) -> dict[str, bool]:
+    client = grpcclient.InferenceServerClient(server.grpc_url)
+    try:
+        flags = {}
+        for model, (name, make) in INPUTS.items():
+            result = infer(client, model, [(name, np.array([make()], dtype=object), "BYTES")])
+            flags[model] = bool(result.as_numpy("DEMO_WEIGHTS")[0])
+        return flags
+    finally:
+        client.close()
+
+
+@pytest.mark.parametrize(
+    ("demo", "expected"),
+    [
+        (set(), {"detect_image": False, "detect_audio": False, "detect_video": False}),
+        ({"visual_detector"}, {"detect_image": True, "detect_audio": False, "detect_video": True}),
+    ],
+    ids=["all_trained", "visual_still_demo"],
+)
+def test_demo_weights_follow_the_detectors_each_pipeline_uses(tmp_path, demo, expected):
+    server = start_triton(tmp_path, repository=_repository(tmp_path, demo))
+    try:
+        assert _demo_flags(server) == expected
+        log = server.log_path.read_text(errors="replace")
+    finally:
+        server.stop()
+    for model, flag in expected.items():
+        warned = re.search(rf"{model}:? answers DEMO_WEIGHTS=true", log) is not None
+        assert warned == flag, f"{model}: warning in the log is {warned}, DEMO_WEIGHTS is {flag}"
