@@ -164,3 +164,49 @@ def test_the_asyncio_client_scores_audio(triton: TritonProcess, media_clips) -> 
             return await client.detect_audio(media_clips["audio"])
 
     assert asyncio.run(run()).kind == "audio"
+
+
+def _raw(url: str, model: str, name: str, data: bytes) -> dict:
+    """Every output of one request sent with plain tritonclient, by name."""
+    import numpy as np
+    import tritonclient.grpc as grpcclient
+
+    with grpcclient.InferenceServerClient(url) as raw:
+        tensor = grpcclient.InferInput(name, [1], "BYTES")
+        tensor.set_data_from_numpy(np.array([data], dtype=object))
+        result = raw.infer(model, [tensor])
+        return {output.name: result.as_numpy(output.name) for output in result.get_response().outputs}
+
+
+def test_image_result_fields_are_the_servers_tensors_field_by_field(triton: TritonProcess) -> None:
+    """Four different faces: a field read from the wrong tensor, or faces zipped out of order, fails."""
+    from tests import media
+
+    data = media.encode(media.grid_2x2(media.astronaut()), "JPEG")
+    raw = _raw(triton.grpc_url, "detect_image", "IMAGE", data)
+    with DeepfakeClient(triton.grpc_url) as client:
+        result = client.detect_image(data)
+    assert len(result.faces) == len(raw["FACE_BOXES"]) == 4
+    for k, face in enumerate(result.faces):
+        assert face.box == pytest.approx(tuple(raw["FACE_BOXES"][k].tolist()))
+        assert face.confidence == pytest.approx(float(raw["FACE_CONFIDENCE"][k]))
+        assert face.visual_fake_prob == pytest.approx(float(raw["VISUAL_FAKE_PROB"][k]))
+        assert face.forensic_fake_prob == pytest.approx(float(raw["FORENSIC_FAKE_PROB"][k]))
+        assert face.forensic_features == pytest.approx(tuple(raw["FORENSIC_FEATURES"][k].tolist()))
+    assert result.fake_prob == pytest.approx(float(raw["FAKE_PROB"][0]))
+    assert result.face_found is bool(raw["FACE_FOUND"][0]) and result.faces_dropped == int(raw["FACES_DROPPED"][0])
+    assert result.demo_weights is bool(raw["DEMO_WEIGHTS"][0])
+
+
+def test_audio_result_fields_are_the_servers_tensors_field_by_field(triton: TritonProcess) -> None:
+    from tests import media_av
+
+    data = media_av.audio_clip("wav", 9.0)
+    raw = _raw(triton.grpc_url, "detect_audio", "AUDIO", data)
+    with DeepfakeClient(triton.grpc_url) as client:
+        result = client.detect_audio(data)
+    assert [w.start_s for w in result.windows] == pytest.approx(raw["WINDOW_START_S"].tolist())
+    assert [w.fake_prob for w in result.windows] == pytest.approx(raw["WINDOW_FAKE_PROB"].tolist())
+    assert result.fake_prob == pytest.approx(float(raw["FAKE_PROB"][0]))
+    assert result.real_seconds == pytest.approx(float(raw["REAL_SECONDS"][0]))
+    assert result.silent is bool(raw["ALL_SILENT"][0])

@@ -32,8 +32,11 @@ pytestmark = pytest.mark.server
 CLIENTS = 6
 SECONDS = float(os.environ.get("DEEPFAKE_MIXED_LOAD_SECONDS", "20"))
 WARMUP_SECONDS = max(10.0, SECONDS / 4)
-#: Allowed growth of the server's resident memory across the load, after warm-up.
-MAX_GROWTH_MB = 200
+#: Allowed growth of the server's resident memory across the load, after warm-up: allocator
+#: high-water noise plus a per-request share. Measured +9 MB for 527 requests in 20 s and +22 MB
+#: for 7,459 in 300 s (2026-12-01); a leak of 0.15 MB per request fails either run.
+BASE_GROWTH_MB = 50
+GROWTH_PER_REQUEST_MB = 0.05
 
 
 @dataclass(frozen=True)
@@ -173,7 +176,10 @@ def test_mixed_good_and_bad_load_keeps_answers_and_memory(triton, grpc_client):
         assert not each.hung, "a client hung"
         assert not each.problems, each.problems[:5]
     assert all(run.counts[r.name] > 0 for r in catalog), run.counts
-    assert after - before < MAX_GROWTH_MB, f"server memory grew {after - before:.0f} MB under load"
+    allowed = BASE_GROWTH_MB + GROWTH_PER_REQUEST_MB * total
+    assert after - before < allowed, (
+        f"server memory grew {after - before:.0f} MB over {total} requests (< {allowed:.0f})"
+    )
     assert grpc_client.is_server_ready()
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from deepfake_serving.audio_pipeline import AudioLimits, prepare_audio, windows_from_samples
-from deepfake_serving.fusion import NO_SCORE, AudioAggregation, FrameAggregation, VideoFusion
+from deepfake_serving.fusion import NO_SCORE, AudioAggregation, FrameAggregation, ImageFusion, VideoFusion
 from deepfake_serving.video_pipeline import FrameFaces, batches, frame_scores
 from tests import media_av
 
@@ -95,3 +95,29 @@ def test_prepared_audio_has_one_mel_start_and_flag_per_window():
 def test_audio_limits_keep_one_requests_windows_within_one_batch():
     with pytest.raises(ValueError, match="max_windows"):
         AudioLimits(max_windows=65)
+
+
+def test_a_face_score_is_the_weighted_mean_of_its_two_detectors():
+    fusion = ImageFusion(0.7, 0.3)
+    np.testing.assert_allclose(fusion.face_scores(np.array([1.0, 0.0]), np.array([0.0, 1.0])), [0.7, 0.3])
+    np.testing.assert_allclose(ImageFusion(2.0, 2.0).face_scores(np.array([0.2]), np.array([0.6])), [0.4])
+
+
+def test_the_image_score_is_the_most_suspicious_of_different_faces():
+    """One manipulated face among real ones makes the image fake: the maximum, not the mean."""
+    visual = np.array([0.05, 0.95, 0.10])
+    forensic = np.array([0.10, 0.80, 0.20])
+    assert ImageFusion().image_score(visual, forensic) == pytest.approx(0.7 * 0.95 + 0.3 * 0.80)
+    # The maximum of the fused scores, not of each detector apart.
+    assert ImageFusion().image_score(np.array([0.9, 0.6]), np.array([0.0, 0.9])) == pytest.approx(0.7 * 0.6 + 0.3 * 0.9)
+
+
+@pytest.mark.parametrize("weights", [(-0.1, 1.0), (0.0, 0.0)])
+def test_image_fusion_refuses_bad_weights(weights):
+    with pytest.raises(ValueError, match="fusion weights"):
+        ImageFusion(*weights)
+
+
+def test_an_image_without_regions_cannot_be_scored():
+    with pytest.raises(ValueError, match="at least one region"):
+        ImageFusion().image_score(np.empty(0), np.empty(0))

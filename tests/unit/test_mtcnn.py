@@ -45,17 +45,20 @@ def detector() -> MTCNN:
     return MTCNN(*facenet_oracle.torch_callables(), min_face_size=40)
 
 
+def _largest_first(boxes: np.ndarray, probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    order = np.argsort(-(boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]), kind="stable")
+    return boxes[order], probs[order]
+
+
 def _assert_matches_oracle(detector: MTCNN, image: np.ndarray, expected_faces: int) -> None:
-    oracle_boxes, oracle_probs = facenet_oracle.oracle_detect(image, min_face_size=40)
+    """One-to-one, box for box: the port is exact up to float32 rounding (the claim is < 1e-3 px)."""
+    oracle_boxes, oracle_probs = _largest_first(*facenet_oracle.oracle_detect(image, min_face_size=40))
     boxes, probs = detector.detect(image)
     assert len(oracle_boxes) == expected_faces
     assert boxes.shape == (expected_faces, 4) and boxes.dtype == np.float32
     assert probs.shape == (expected_faces,) and probs.dtype == np.float32
-    for box, prob in zip(oracle_boxes, oracle_probs, strict=True):
-        ious = [_iou(box, mine) for mine in boxes]
-        best = int(np.argmax(ious))
-        assert ious[best] >= 0.9
-        assert abs(probs[best] - prob) < 1e-3
+    np.testing.assert_allclose(boxes, oracle_boxes, rtol=0, atol=1e-3)
+    np.testing.assert_allclose(probs, oracle_probs, rtol=0, atol=1e-5)
 
 
 def test_the_astronaut_has_the_same_single_face_as_facenet(detector: MTCNN) -> None:
