@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -197,3 +197,13 @@ def start_triton(
         raise
     print(f"tritonserver ready: http {server.http_url}, grpc {server.grpc_url}, log {log_path}", file=sys.stderr)
     return server
+
+
+@contextlib.contextmanager
+def running_triton(workdir: Path, **options) -> Iterator[TritonProcess]:
+    """:func:`start_triton` for a ``with`` block: the server is stopped however the block ends."""
+    server = start_triton(workdir, **options)
+    try:
+        yield server
+    finally:
+        server.stop()

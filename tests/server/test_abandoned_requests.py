@@ -25,7 +25,7 @@ import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
 
 from tests import media, media_av
-from tests.triton_process import start_triton
+from tests.triton_process import running_triton
 
 pytestmark = pytest.mark.server
 
@@ -64,11 +64,8 @@ def _request(url: str, model: str, name: str, data: bytes, timeout_s: float):
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    server = start_triton(tmp_path_factory.mktemp("abandoned"))
-    try:
+    with running_triton(tmp_path_factory.mktemp("abandoned")) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.mark.parametrize("model", sorted(ENTRY_INPUTS))

@@ -32,6 +32,8 @@ from tests.triton_process import IMAGE_MODELS, MODEL_REPOSITORY, start_triton, s
 pytestmark = pytest.mark.server
 CLIENTS = 16
 DEADLINE_S = 120
+#: About four times the slowest request measured under this test's load.
+MAX_WAIT_S = 15
 
 
 def test_generated_configs_bound_every_detector_queue():
@@ -94,7 +96,9 @@ def test_an_ensemble_fails_fast_when_a_step_queue_times_out(tmp_path):
         for status in refused:
             assert "UNAVAILABLE" in status and "timeout" in status.lower(), status
         assert all(value == pytest.approx(expected, abs=1e-6) for value in answered)
-        assert max(seconds for _, _, seconds in outcomes) < DEADLINE_S / 2, "a request waited close to its deadline"
+        # Measured 2026-12-01: refusals within 0.5-3.5 s (behind the face_detector queue), every
+        # request within 3.9 s; a refusal held until the deadline would take 120 s.
+        assert max(seconds for _, _, seconds in outcomes) < MAX_WAIT_S, "a request waited far beyond the queue timeout"
         # The refusals left nothing behind: the next lone request is served.
         assert detect(lone) == pytest.approx(expected, abs=1e-6)
         lone.close()

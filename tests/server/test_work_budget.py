@@ -18,7 +18,7 @@ from tritonclient.utils import InferenceServerException
 
 from tests import bad_media, media, media_av
 from tests.server.helpers import infer
-from tests.triton_process import start_triton
+from tests.triton_process import running_triton
 
 pytestmark = pytest.mark.server
 
@@ -28,11 +28,8 @@ REFUSED_WITHIN_S = 3.0
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    server = start_triton(tmp_path_factory.mktemp("budget"))
-    try:
+    with running_triton(tmp_path_factory.mktemp("budget")) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")
