@@ -22,6 +22,8 @@ from deepfake_serving.errors import RequestError
 
 #: No input within the documented limits should cost a request more than this.
 DEFAULT_MAX_CPU_S = 10.0
+#: ``is_cancelled()`` is a round trip to Triton's process: asked at most this often.
+_CANCEL_POLL_S = 0.05
 
 
 class RequestCancelled(Exception):  # noqa: N818 - a state, not a failure of ours
@@ -45,6 +47,7 @@ class WorkBudget:
         self._is_cancelled = is_cancelled
         self._clock = clock
         self._start = clock()
+        self._asked_at = -float("inf")
 
     @property
     def used_s(self) -> float:
@@ -52,8 +55,10 @@ class WorkBudget:
 
     def check(self, step: str) -> None:
         """Raise when the budget is spent (``RequestError``) or the request was cancelled."""
-        if self._is_cancelled is not None and self._is_cancelled():
-            raise RequestCancelled(f"{self.input_name}: cancelled by the client during {step}")
+        if self._is_cancelled is not None and time.monotonic() - self._asked_at >= _CANCEL_POLL_S:
+            self._asked_at = time.monotonic()
+            if self._is_cancelled():
+                raise RequestCancelled(f"{self.input_name}: cancelled by the client during {step}")
         if self.used_s > self.max_cpu_s:
             raise RequestError(
                 self.input_name,

@@ -86,3 +86,11 @@ def test_streaming_resampling_equals_the_one_shot_call():
     for start in range(0, x.size, 4608):
         resampled.add(44100, x[start : start + 4608])
     np.testing.assert_array_equal(resampled.samples(), audio.resample_to(x, 44100))
+
+
+def test_cancellation_is_asked_at_most_every_50_ms():
+    asked = []
+    budget = WorkBudget(10, "VIDEO", is_cancelled=lambda: asked.append(1) or False)
+    for _ in range(1000):
+        budget.check("video decoding")
+    assert 1 <= len(asked) <= 5  # a thousand frames decoded in well under 250 ms
