@@ -21,7 +21,7 @@ import torch
 import deepfake_export
 import deepfake_serving.contract as contract
 from deepfake_export.models import BUILDERS
-from deepfake_export.onnx_export import check_parity, export_onnx
+from deepfake_export.onnx_export import ParityError, check_parity, export_onnx, publish
 from deepfake_export.weights import CheckpointError, load_weights
 from deepfake_serving.model_configs import write_detector_configs
 
@@ -89,8 +89,13 @@ def main(argv: list[str] | None = None) -> int:
                 log.info("%s: up to date (%s weights)", name, source.kind)
                 continue
             started = time.perf_counter()
-            export_onnx(module, spec, path, source)
-            worst = check_parity(module, spec, path)
+            candidate = export_onnx(module, spec, path, source)
+            try:
+                worst = check_parity(module, spec, candidate)
+            except ParityError:
+                candidate.unlink(missing_ok=True)
+                raise
+            publish(candidate, path)
             log.info(
                 "%s: exported %s in %.1fs, %s weights, max |ONNX - PyTorch| = %.2e",
                 name,
@@ -111,6 +116,9 @@ def main(argv: list[str] | None = None) -> int:
             }
     except CheckpointError as error:
         log.error("%s", error)
+        return 2
+    except ParityError as error:
+        log.error("%s; the served model was left as it was", error)
         return 2
     finally:
         args.manifest.parent.mkdir(parents=True, exist_ok=True)

@@ -45,8 +45,12 @@ def sample_inputs(spec: NetworkSpec, batch: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).standard_normal((batch, *dims), dtype=np.float32)
 
 
-def export_onnx(module: nn.Module, spec: NetworkSpec, path: Path, source: WeightsSource) -> None:
-    """Write ``module`` (already in eval mode with its weights) to ``path``."""
+def export_onnx(module: nn.Module, spec: NetworkSpec, path: Path, source: WeightsSource) -> Path:
+    """Write ``module`` (already in eval mode with its weights) next to ``path``, as ``<name>.onnx.tmp``.
+
+    Returns the temporary file. :func:`publish` moves it onto ``path`` once it has
+    passed :func:`check_parity`, so a model that fails the check is never served.
+    """
     net = exportable(module, spec).eval()
     example = torch.from_numpy(sample_inputs(spec, 2))
     dynamic_axes: dict[str, dict[int, str]] = {}
@@ -84,7 +88,12 @@ def export_onnx(module: nn.Module, spec: NetworkSpec, path: Path, source: Weight
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".onnx.tmp")
     onnx.save(model, tmp)
-    tmp.replace(path)  # atomic: a half-written model is never served
+    return tmp
+
+
+def publish(tmp: Path, path: Path) -> None:
+    """Replace the served ``path`` with the checked ``tmp`` (atomic: a half-written model is never served)."""
+    tmp.replace(path)
 
 
 def parity(module: nn.Module, spec: NetworkSpec, path: Path) -> float:

@@ -108,3 +108,25 @@ def test_export_without_a_needed_checkpoint_fails_with_its_name(tmp_path, caplog
     )
     assert code == 2
     assert "no checkpoint for audio_detector" in caplog.text
+
+
+def test_an_export_that_fails_its_parity_check_leaves_the_served_model_alone(tmp_path, caplog, monkeypatch):
+    from deepfake_export import onnx_export
+
+    repository = tmp_path / "repo"
+    common = ["--repository", str(repository), "--manifest", str(tmp_path / "manifest.json")]
+    assert export_main([*common, "--only", "forensic_classifier"]) == 0
+    served = repository / "forensic_classifier" / "1" / "model.onnx"
+    before = served.read_bytes()
+    checkpoints = tmp_path / "ckpt"
+    checkpoints.mkdir()
+    save_file(trained_state(), checkpoints / "forensic_classifier.safetensors")
+    monkeypatch.setattr(onnx_export, "TOLERANCE", -1.0)  # every export now fails its check
+    code = export_main([*common, "--checkpoints", str(checkpoints), "--force", "--only", "forensic_classifier"])
+    assert code == 2
+    assert "forensic_classifier: ONNX Runtime differs from PyTorch" in caplog.text
+    assert "the served model was left as it was" in caplog.text
+    assert served.read_bytes() == before
+    assert not served.with_suffix(".onnx.tmp").exists()
+    config = parse_pbtxt(repository / "forensic_classifier" / "config.pbtxt")
+    assert config.parameters["weights"].string_value == "demo"  # the failed trained export is not claimed
