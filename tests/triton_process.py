@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from deepfake_serving.server import ServerOptions, TritonInstall, assemble_backends, server_env
+from deepfake_serving.supervise import remove_shm_regions
 
 ROOT = Path(__file__).resolve().parents[1]
 # Overridable so work in progress can be served from a scratch repository.
@@ -128,6 +129,8 @@ class TritonProcess:
             except ProcessLookupError:
                 pass
         self.process.wait(10)
+        # Killed stubs leave their shared-memory regions; this server's prefixes are its own.
+        remove_shm_regions(list(self.options.shm_prefixes.values()))
 
     def signal(self, signum: int) -> None:
         """Send ``signum`` to the server process alone (the supervisor, when there is one)."""
