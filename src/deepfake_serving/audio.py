@@ -76,7 +76,7 @@ SUPPORTED_AUDIO = "WAV, FLAC, MP3, OGG/Vorbis or Opus"
 _TRUNCATION_TOLERANCE_S = 0.5
 _TRUNCATION_TOLERANCE_FRAC = 0.1
 _MAX_NATIVE_RATE = 768000
-#: 600 s at 96 kHz: about 2 CPU seconds of decoding and resampling.
+#: 600 s at 96 kHz: about 2 CPU seconds of resampling (extrapolated from 0.27 s measured for 7.7 M samples).
 DEFAULT_MAX_NATIVE_SAMPLES = 600 * 96000
 #: Real recordings keep one rate; a concatenation may change it a few times.
 DEFAULT_MAX_RATE_CHANGES = 8

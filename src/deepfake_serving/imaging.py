@@ -52,9 +52,9 @@ _WHITE = (255, 255, 255)
 DEFAULT_MAX_BYTES = 32 * 1024 * 1024
 DEFAULT_MAX_PIXELS = 40_000_000
 #: libjpeg's progressive mode writes 10 scans, mozjpeg about a dozen; each costs
-#: up to a pass over the image (~25 ms at 40 MP here).
+#: up to a pass over the image (~23 ms at 40 MP, from a reported 73 s for 3,200 scans).
 DEFAULT_MAX_JPEG_SCANS = 64
-#: A 40 MP image in 8 KB strips has ~15,000; per-chunk overhead is ~5 us.
+#: A 40 MP image in 8 KB strips has ~15,000; per-chunk overhead ~5 us (a reported 18 s for 4 M).
 DEFAULT_MAX_TIFF_CHUNKS = 65536
 _SOS = b"\xff\xda"
 _TIFF_CHUNK_TAGS = (273, 324)  # StripOffsets, TileOffsets
