@@ -25,6 +25,7 @@ import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
 
 from tests import media, media_av
+from tests.server.helpers import infer
 from tests.triton_process import running_triton
 
 pytestmark = pytest.mark.server
@@ -52,12 +53,11 @@ ENTRY_INPUTS = {
 }
 
 
-def _request(url: str, model: str, name: str, data: bytes, timeout_s: float):
+def _request(url: str, model: str, name: str, data: bytes, timeout_s: float) -> grpcclient.InferResult:
+    """One request on its own connection (each abandoning client is a separate client)."""
     client = grpcclient.InferenceServerClient(url)
     try:
-        tensor = grpcclient.InferInput(name, [1], "BYTES")
-        tensor.set_data_from_numpy(np.array([data], dtype=object))
-        return client.infer(model, [tensor], client_timeout=timeout_s).as_numpy("FAKE_PROB")
+        return infer(client, model, [(name, np.array([data], dtype=object), "BYTES")], timeout_s=timeout_s)
     finally:
         client.close()
 
@@ -73,7 +73,7 @@ def test_abandoned_requests_do_not_crash_the_server(server, model):
     name, make = ENTRY_INPUTS[model]
     data = make()
     started = time.monotonic()
-    before = _request(server.grpc_url, model, name, data, 120)
+    before = _request(server.grpc_url, model, name, data, 120).as_numpy("FAKE_PROB")
     work_s = time.monotonic() - started
     outcomes: list[str] = []
 
@@ -99,7 +99,7 @@ def test_abandoned_requests_do_not_crash_the_server(server, model):
 
     assert "StatusCode.DEADLINE_EXCEEDED" in outcomes, f"no request was abandoned ({outcomes}); the test tests nothing"
     assert server.is_ready()
-    after = _request(server.grpc_url, model, name, data, 120)
+    after = _request(server.grpc_url, model, name, data, 120).as_numpy("FAKE_PROB")
     np.testing.assert_array_equal(after, before)
 
 
@@ -120,25 +120,15 @@ def test_a_cancelled_request_stops_its_work_early(server):
     Measured: a 0.9 s job cancelled at 0.2 s ended after 0.42 s (the first pyramid scale)."""
     data = _noise_jpeg(3500)
     count0, ns0 = _compute_stats(server.grpc_url, "face_detector")
-    _request_any(server.grpc_url, "face_detector", data, 120)
+    _request(server.grpc_url, "face_detector", "IMAGE", data, 120)
     count1, ns1 = _compute_stats(server.grpc_url, "face_detector")
     assert count1 == count0 + 1
     full_s = (ns1 - ns0) / 1e9
     with pytest.raises(InferenceServerException, match="Deadline"):
-        _request_any(server.grpc_url, "face_detector", data, 0.2)
+        _request(server.grpc_url, "face_detector", "IMAGE", data, 0.2)
     deadline = time.monotonic() + full_s + 10
     while (stats := _compute_stats(server.grpc_url, "face_detector"))[0] == count1:
         assert time.monotonic() < deadline, "the cancelled request never ended"
         time.sleep(0.05)
     cancelled_s = (stats[1] - ns1) / 1e9
     assert cancelled_s < 0.7 * full_s, f"the cancelled request computed {cancelled_s:.2f} s of a {full_s:.2f} s job"
-
-
-def _request_any(url: str, model: str, data: bytes, timeout_s: float) -> None:
-    client = grpcclient.InferenceServerClient(url)
-    try:
-        tensor = grpcclient.InferInput("IMAGE", [1], "BYTES")
-        tensor.set_data_from_numpy(np.array([data], dtype=object))
-        client.infer(model, [tensor], client_timeout=timeout_s)
-    finally:
-        client.close()
