@@ -180,7 +180,10 @@ def test_concurrent_single_face_requests_are_merged_into_one_execution(triton, g
     """Each request carries one face, so an execution of batch size 2 or more merged
     different requests: batching *across* requests, not just the faces of one image."""
     image = media.encode(media.astronaut(), "JPEG")
-    models = ("visual_detector", "forensic_classifier")
+    # visual_detector only: forensic_classifier (0.5 ms a batch) sits behind the forensic denoise,
+    # whose requests arrive spaced out; it merged nothing in one CI run of 48 requests.
+    # Its dynamic batching is tested with direct concurrent calls in test_detectors.py.
+    models = ("visual_detector",)
     before = {model: _batch_counts(grpc_client, model) for model in models}
     clients, per_client = 16, 3
 
