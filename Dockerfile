@@ -1,5 +1,5 @@
 # syntax=docker/dockerfile:1
-# Production Triton image for the deepfake detector (issue 7).
+# Production Triton image for the deepfake detector.
 #
 # Base: NGC Triton 26.07 (the newest release whose notes were found, July 2026).
 # Not 24.10 / Triton 2.51, the server used for local development: it is
@@ -26,6 +26,7 @@ ENV PIP_BREAK_SYSTEM_PACKAGES=1 \
 
 WORKDIR /opt/deepfake
 COPY pyproject.toml constraints.txt README.md ./
+COPY contract ./contract
 COPY src ./src
 COPY export ./export
 # The project with its base dependencies, pinned in pyproject.toml
@@ -33,8 +34,8 @@ COPY export ./export
 # --ignore-requires-python: pyproject says 3.11 for the dev venv; the pins
 # have wheels for the image's Python, which the import check below proves.
 RUN python3 --version \
- && python3 -m pip install --ignore-requires-python . \
- && python3 -c "import numpy, onnxruntime, cv2, PIL, scipy, av, tritonclient.grpc, deepfake_serving; print('numpy', numpy.__version__, 'onnxruntime', onnxruntime.__version__)"
+ && python3 -m pip install --ignore-requires-python ./contract . \
+ && python3 -c "import numpy, onnxruntime, cv2, PIL, scipy, av, tritonclient.grpc, deepfake_contract, deepfake_serving; print('numpy', numpy.__version__, 'onnxruntime', onnxruntime.__version__)"
 
 # Non-root: a fixed UID so Kubernetes' runAsUser and file ownership agree.
 RUN groupadd --gid 10001 deepfake \

@@ -19,11 +19,12 @@ help:  ## list the targets
 # The venv is rebuilt when the pins change. torch==2.13.0 is the CPU build;
 # nvidia-pytriton (the Triton server binary) and facenet-pytorch (MTCNN's
 # weights) are installed without their Python deps, which are not needed and
-# would conflict (see ../shared/RUNTIME.md).
-$(VENV)/.installed: pyproject.toml constraints.txt
+# would conflict: facenet-pytorch 2.6.0 pins torch<2.3 and torchvision<0.18,
+# and torchvision does not import next to the CPU torch build.
+$(VENV)/.installed: pyproject.toml contract/pyproject.toml client/pyproject.toml constraints.txt
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet -c constraints.txt -e ".[export,test]" -e ./client
+	$(PY) -m pip install --quiet -c constraints.txt -e ./contract -e ".[export,test]" -e ./client
 	$(PY) -m pip install --quiet --no-deps -c constraints.txt nvidia-pytriton facenet-pytorch
 	touch $@
 
@@ -52,16 +53,17 @@ unit: venv  ## only the tests that need no server
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
 lint: venv  ## ruff: lint rules and formatting (`ruff format` fixes the latter)
-	$(VENV)/bin/ruff check src export tests client perf deploy model_repository
-	$(VENV)/bin/ruff format --check src export tests client perf deploy model_repository
+	$(VENV)/bin/ruff check contract src export tests client perf deploy model_repository
+	$(VENV)/bin/ruff format --check contract src export tests client perf deploy model_repository
 
-# perf_analyzer needs libb64 from Debian and libcudart from PyPI (RUNTIME.md).
+# perf_analyzer (shipped in the tritonclient 2.51 wheel) loads libb64.so.0d
+# (Debian libb64-0d) and libcudart.so.12 (PyPI nvidia-cuda-runtime-cu12), even on CPU.
 perf-tools: venv  ## install what perf_analyzer needs
 	@ldconfig -p | grep -q libb64.so.0d || { apt-get update -qq && apt-get install -y -qq libb64-0d; }
 	$(PY) -m pip install --quiet -c constraints.txt -e ".[perf]"
 
 perf: export perf-tools  ## the benchmark suite into perf/results/<date> (about 15 min; QUICK=1: 4 min)
-	PYTHONPATH=. $(PY) perf/suite.py $(if $(QUICK),--quick)
+	$(PY) -m perf.suite $(if $(QUICK),--quick)
 
 clean:  ## remove generated artifacts (keeps .venv)
 	rm -rf build $(REPO)/*/1/*.onnx

@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def expected() -> dict[str, list[str]]:
+    """The flags each file should carry, from :mod:`deepfake_serving.server_flags`."""
     return {
         "compose": production_flags(FlagOptions(gpu=True, admin_key=COMPOSE_ADMIN_KEY)),
         "k8s/gpu": production_flags(FlagOptions(gpu=True, admin_key=K8S_ADMIN_KEY)),
@@ -30,11 +31,13 @@ def expected() -> dict[str, list[str]]:
 
 
 def kustomize(path: Path, kubectl: str = "kubectl") -> list[dict]:
+    """The manifests ``kubectl kustomize`` renders from the kustomization at ``path``."""
     out = subprocess.run([kubectl, "kustomize", str(path)], check=True, capture_output=True, text=True).stdout
     return [d for d in yaml.safe_load_all(out) if d]
 
 
 def actual(kubectl: str = "kubectl") -> dict[str, list[str]]:
+    """The flags the files carry now: compose's ``triton`` command and each overlay's Deployment args."""
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     found = {"compose": compose["services"]["triton"]["command"]}
     for overlay in ("gpu", "cpu"):
@@ -45,6 +48,7 @@ def actual(kubectl: str = "kubectl") -> dict[str, list[str]]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Print the flags, or with ``--check`` return 1 (listing each drift) when a file differs."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--check", action="store_true")
     parser.add_argument("--kubectl", default=str(Path(sys.executable).parent / "kubectl"))

@@ -20,6 +20,8 @@ Call = Callable[[], None]
 
 @dataclass(frozen=True)
 class LoadResult:
+    """One load level's outcome: what completed, what failed, and each request's latency."""
+
     concurrency: int
     seconds: float
     completed: int
@@ -28,9 +30,11 @@ class LoadResult:
 
     @property
     def throughput(self) -> float:
+        """Completed requests per second over the run."""
         return self.completed / self.seconds if self.seconds else 0.0
 
     def percentile(self, q: float) -> float:
+        """The ``q``-th percentile latency in milliseconds; NaN when nothing completed."""
         return float(np.percentile(self.latencies_ms, q)) if self.latencies_ms else float("nan")
 
 

@@ -11,15 +11,17 @@ deployment) are dropped from the mix at start, with a warning.
         --csv perf/results/locust
 
 The run exits non-zero when the failure ratio exceeds ``--max-fail-ratio``.
+
+Locust loads this file by its path, in its own venv (perf/.venv) or image,
+with this file's folder first on the import path while it does (Locust's
+``load_locustfile``): that is how ``sample_media`` next to it imports.
 """
 
 from __future__ import annotations
 
 import logging
 import random
-import sys
 import time
-from pathlib import Path
 
 # grpcio must cooperate with gevent, which Locust monkey-patches in.
 import grpc.experimental.gevent as grpc_gevent
@@ -30,9 +32,7 @@ import numpy as np  # noqa: E402
 import tritonclient.grpc as grpcclient  # noqa: E402
 import tritonclient.http as httpclient  # noqa: E402
 from locust import FastHttpUser, User, events, task  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).parent))
-from sample_media import SAMPLES  # noqa: E402
+from sample_media import SAMPLES  # noqa: E402  (perf/sample_media.py, imported as Locust's sibling)
 
 log = logging.getLogger("deepfake.locust")
 MEDIA: dict[str, tuple[str, bytes]] = {}
@@ -85,13 +85,16 @@ class GrpcUser(User):
     weight = 1
 
     def on_start(self) -> None:
+        """Open this user's own gRPC channel."""
         self.client = grpcclient.InferenceServerClient(self.environment.parsed_options.grpc_url)
 
     def on_stop(self) -> None:
+        """Close the channel when Locust stops the user."""
         self.client.close()
 
     @task
     def detect(self) -> None:
+        """Send one file of the mix and report its latency (and any error) to Locust."""
         model = _pick()
         name, payload = MEDIA[model]
         tensor = grpcclient.InferInput(name, [1], "BYTES")
@@ -121,6 +124,7 @@ class HttpUser(FastHttpUser):
 
     @task
     def detect(self) -> None:
+        """Post one file of the mix; a non-200 answer or a non-finite FAKE_PROB is a failure."""
         model = _pick()
         name, payload = MEDIA[model]
         tensor = httpclient.InferInput(name, [1], "BYTES")

@@ -3,7 +3,7 @@
 This is the measurement the ``dynamic_batching`` settings in
 ``deepfake_serving.model_configs.BATCHING`` are chosen from: the batch size
 past which images/s stop improving is where a bigger preferred batch only adds
-queueing delay. Run: ``.venv/bin/python perf/measure_batching.py``.
+queueing delay. Run: ``.venv/bin/python -m perf.measure_batching``.
 """
 
 from __future__ import annotations
@@ -15,13 +15,14 @@ from pathlib import Path
 
 import numpy as np
 
-from deepfake_serving.contract import DETECTORS
+from deepfake_contract import DETECTORS
 from deepfake_serving.onnx_runner import OnnxRunner, SessionSettings
 
 BATCHES = {"temporal_analyzer": (1, 2, 4), "forensic_classifier": (1, 4, 16, 64, 256)}
 
 
 def measure(runner: OnnxRunner, x: np.ndarray, min_seconds: float) -> float:
+    """Mean seconds per ``run_batch`` of ``x``, over at least ``min_seconds`` and 3 runs."""
     runner.run_batch([{"input": x}], ["output"])  # warm-up
     runs, started = 0, time.perf_counter()
     while time.perf_counter() - started < min_seconds or runs < 3:
@@ -31,6 +32,7 @@ def measure(runner: OnnxRunner, x: np.ndarray, min_seconds: float) -> float:
 
 
 def main() -> None:
+    """Print a Markdown table of ONNX Runtime latency per detector and batch size."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repository", type=Path, default=Path("model_repository"))
     parser.add_argument("--threads", type=int, default=2, help="ONNX Runtime intra-op threads (the configs use 2)")

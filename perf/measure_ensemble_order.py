@@ -7,7 +7,7 @@ both graphs from one server, the parallel one as ``detect_image_parallel``
 (the same config with ``ORDER_AFTER`` unmapped), and measures them in
 alternating rounds at 1 and 8 concurrent clients, so machine noise hits both:
 
-    PYTHONPATH=. .venv/bin/python perf/measure_ensemble_order.py --seconds 15 --rounds 2
+    .venv/bin/python -m perf.measure_ensemble_order --seconds 15 --rounds 2
 """
 
 from __future__ import annotations
@@ -23,11 +23,12 @@ from pathlib import Path
 import numpy as np
 import tritonclient.grpc as grpcclient
 
-from tests import media
-from tests.triton_process import IMAGE_MODELS, MODEL_REPOSITORY, start_triton, subset_repository
+from deepfake_serving.testing import media
+from deepfake_serving.testing.triton import IMAGE_MODELS, MODEL_REPOSITORY, start_triton, subset_repository
 
 
 def parallel_config() -> str:
+    """``detect_image``'s config without the ``ORDER_AFTER`` edge, as ``detect_image_parallel``."""
     config = (MODEL_REPOSITORY / "detect_image" / "config.pbtxt").read_text()
     config = config.replace('name: "detect_image"', 'name: "detect_image_parallel"')
     parallel, count = re.subn(r',\s*\{ key: "ORDER_AFTER", value: "visual_probs" \}', "", config)
@@ -63,6 +64,7 @@ def run(url: str, model: str, data: bytes, clients: int, seconds: float) -> tupl
 
 
 def main() -> None:
+    """Compare the serialized and the parallel ``detect_image`` graph at 1 and 8 clients."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=15)
     parser.add_argument("--rounds", type=int, default=2)

@@ -1,7 +1,8 @@
-"""Cost of the forensic features per 224x224 face crop: the spec's reference against ours.
+"""Cost of the forensic features per 224x224 face crop: the reference implementation against ours.
 
-Run from the repository root: ``PYTHONPATH=. .venv/bin/python perf/measure_forensics.py``
-(the reference implementation is the unit test's oracle, imported from there).
+Run from the repository root: ``.venv/bin/python -m perf.measure_forensics``
+(the reference implementation is the unit test's oracle,
+:mod:`deepfake_serving.testing.forensics_reference`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from scipy.stats import entropy
 from skimage import data
 
 from deepfake_serving.forensics import extract_batch, extract_forensic_features, nlm_denoise
-from tests.unit.test_forensics import reference
+from deepfake_serving.testing.forensics_reference import reference
 
 
 def _best_ms_per_crop(rows: dict[str, Callable[[], object]], crops: int, rounds: int) -> dict[str, float]:

@@ -19,7 +19,7 @@ inputs: the price of the overlay's ``precision_mode: FP16``.
 Needs only torch (CUDA build), efficientnet_pytorch and this repository's
 ``src``/``export`` on ``PYTHONPATH``::
 
-    PYTHONPATH=src:export python perf/measure_gpu.py --out results.csv
+    PYTHONPATH=src:export python -m perf.measure_gpu --out results.csv
 """
 
 from __future__ import annotations
@@ -35,9 +35,9 @@ from pathlib import Path
 
 import torch
 
+from deepfake_contract import DETECTORS, ModelSpec
 from deepfake_export.models import BUILDERS
 from deepfake_export.weights import load_weights
-from deepfake_serving.contract import DETECTORS, NetworkSpec
 
 BATCHES = {
     "visual_detector": (1, 2, 4, 8, 16, 32, 64),
@@ -113,7 +113,7 @@ def instance_throughput(module: torch.nn.Module, x: torch.Tensor, instances: int
     return sum(counts) / (time.perf_counter() - started)
 
 
-def measure_model(spec: NetworkSpec, device: torch.device, min_seconds: float) -> tuple[list[dict[str, object]], float]:
+def measure_model(spec: ModelSpec, device: torch.device, min_seconds: float) -> tuple[list[dict[str, object]], float]:
     """Timing rows of one detector, and the largest FP16-vs-FP32 probability difference."""
     fp32 = BUILDERS[spec.name]().eval()
     load_weights(fp32, spec.name, None)  # demo weights: timings do not depend on values
@@ -178,6 +178,7 @@ def measure_model(spec: NetworkSpec, device: torch.device, min_seconds: float) -
 
 
 def main() -> int:
+    """Print per-detector GPU latency tables and the FP16 drift; exit 2 without CUDA."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=0.5, help="minimum time per measurement")
     parser.add_argument("--out", type=Path, help="also write the rows as CSV here")

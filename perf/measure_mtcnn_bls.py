@@ -1,7 +1,7 @@
 """MTCNN in-process (ONNX Runtime inside ``face_detector``) against MTCNN through BLS.
 
-Issue 3 asks to choose between the two by measurement. This builds a scratch
-repository next to the project's ``face_detector`` with:
+The choice between the two is made by measurement (``perf/RESULTS.md``). This
+builds a scratch repository next to the project's ``face_detector`` with:
 
 - ``mtcnn_pnet``, ``mtcnn_rnet``, ``mtcnn_onet``: the same three ONNX files as
   Triton models (R/O-Net with dynamic batching, so the candidate boxes of
@@ -13,7 +13,7 @@ repository next to the project's ``face_detector`` with:
 starts the real server on it, checks that both give the same boxes, and runs
 the same closed-loop load (``perf/loadgen.py``) on each at concurrency 1 and 4:
 
-    PYTHONPATH=. .venv/bin/python perf/measure_mtcnn_bls.py --seconds 20
+    .venv/bin/python -m perf.measure_mtcnn_bls --seconds 20
 """
 
 from __future__ import annotations
@@ -24,10 +24,10 @@ from pathlib import Path
 
 import numpy as np
 import tritonclient.grpc as grpcclient
-from loadgen import run_load
 
-from tests import media
-from tests.triton_process import MODEL_REPOSITORY, start_triton
+from deepfake_serving.testing import media
+from deepfake_serving.testing.triton import MODEL_REPOSITORY, start_triton
+from perf.loadgen import run_load
 
 STAGES = {
     # name: (input dims, max_batch_size, outputs {name: dims})
@@ -80,6 +80,7 @@ def _dims(dims: list[int]) -> str:
 
 
 def stage_config(stage: str) -> str:
+    """``config.pbtxt`` serving one MTCNN stage's ONNX file as a Triton model."""
     dims, max_batch, outputs = STAGES[stage]
     outs = ",\n".join(f'  {{ name: "{n}", data_type: TYPE_FP32, dims: {_dims(d)} }}' for n, d in outputs.items())
     batching = "dynamic_batching { }\n" if max_batch else ""
@@ -96,6 +97,7 @@ def stage_config(stage: str) -> str:
 
 
 def build_repository(root: Path) -> Path:
+    """Build the scratch repository under ``root``: both face detectors and the three stage models."""
     repository = root / "repository"
     repository.mkdir()
     (repository / "face_detector").symlink_to(MODEL_REPOSITORY / "face_detector")
@@ -119,12 +121,14 @@ def build_repository(root: Path) -> Path:
 
 
 def boxes(client: grpcclient.InferenceServerClient, model: str, data: bytes) -> np.ndarray:
+    """``FACE_BOXES`` of one image from ``model``."""
     tensor = grpcclient.InferInput("IMAGE", [1], "BYTES")
     tensor.set_data_from_numpy(np.array([data], dtype=object))
     return client.infer(model, [tensor], outputs=[grpcclient.InferRequestedOutput("FACE_BOXES")]).as_numpy("FACE_BOXES")
 
 
 def main() -> None:
+    """Check both face detectors find the same boxes, then compare their throughput and latency."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=20.0, help="measured seconds per model and concurrency")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4])

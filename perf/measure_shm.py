@@ -1,14 +1,15 @@
 """Does Triton's system shared memory speed up a client on the same host?
 
-Issue 5 asks to measure it and keep it in the client only if it pays. The
-client sends encoded files (tens of KB to a few MB), so the question is
+The client would keep a shared-memory path only if it paid (it does not:
+``perf/RESULTS.md``). The client sends encoded files (tens of KB to a few
+MB), so the question is
 whether handing Triton the bytes through a registered ``/dev/shm`` region
 instead of inside the gRPC message saves anything end to end. For each
 payload this sends the same request sequentially through both paths (the
 shared-memory one copies each file into the region first, as a client with a
 new file each time must) and reports the latency:
 
-    PYTHONPATH=. .venv/bin/python perf/measure_shm.py --requests 30
+    .venv/bin/python -m perf.measure_shm --requests 30
 """
 
 from __future__ import annotations
@@ -24,11 +25,12 @@ import numpy as np
 import tritonclient.grpc as grpcclient
 from tritonclient.utils import serialize_byte_tensor
 
-from tests import media, media_av
-from tests.triton_process import start_triton
+from deepfake_serving.testing import media, media_av
+from deepfake_serving.testing.triton import start_triton
 
 
 def payloads() -> dict[str, tuple[str, str, bytes]]:
+    """The files sent, by label: ``(model, input name, encoded bytes)``."""
     big = np.asarray(media.grid_2x2(media.grid_2x2(media.astronaut())))  # 2048x2048, 16 faces
     return {
         "JPEG 512x512 (1 face)": ("detect_image", "IMAGE", media.encode(media.astronaut(), "JPEG")),
@@ -44,6 +46,7 @@ def payloads() -> dict[str, tuple[str, str, bytes]]:
 
 
 def timed(fn, requests: int) -> list[float]:
+    """Latencies in milliseconds of ``requests`` sequential calls, after one warm-up call."""
     fn()  # warm-up
     latencies = []
     for _ in range(requests):
@@ -54,6 +57,7 @@ def timed(fn, requests: int) -> list[float]:
 
 
 def main() -> None:
+    """Print p50 and mean latency per payload, inside the gRPC message and through shared memory."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=30, help="sequential requests per payload and path")
     args = parser.parse_args()

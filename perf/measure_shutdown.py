@@ -7,7 +7,7 @@ so under ``deepfake_serving.supervise``) on free ports, sends ``--videos``
 Ctrl-C does. Reports each request's outcome, the drain time (signal to
 "drained") and the stop time (signal to exit):
 
-    PYTHONPATH=. .venv/bin/python perf/measure_shutdown.py --videos 3 --images 4
+    .venv/bin/python -m perf.measure_shutdown --videos 3 --images 4
 """
 
 from __future__ import annotations
@@ -25,11 +25,16 @@ from pathlib import Path
 import numpy as np
 import tritonclient.grpc as grpcclient
 
-from tests import media, media_av
-from tests.triton_process import ROOT, free_ports, wait_http_ok
+from deepfake_serving.testing import media, media_av
+from deepfake_serving.testing.triton import ROOT, free_ports, wait_http_ok
 
 
 def main() -> int:
+    """Interrupt a loaded server and report what was answered, drained and when it exited.
+
+    Returns 0 when every request was answered and the server exited cleanly, 1
+    otherwise.
+    """
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--videos", type=int, default=3)
     parser.add_argument("--images", type=int, default=4)

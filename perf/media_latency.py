@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 import tritonclient.grpc as grpcclient
 
-from tests import media, media_av
-from tests.triton_process import start_triton
+from deepfake_serving.testing import media, media_av
+from deepfake_serving.testing.triton import start_triton
 
 
 def _infer(client: grpcclient.InferenceServerClient, model: str, name: str, data: bytes) -> None:
@@ -63,6 +63,7 @@ def measure(url: str, model: str, name: str, data: bytes, requests: int, concurr
 
 
 def main() -> None:
+    """Print throughput and latency of ``detect_audio`` and ``detect_video`` at 1 and 4 clients."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=40)
     parser.add_argument("--warmup", type=int, default=4)

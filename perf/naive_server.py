@@ -1,13 +1,13 @@
-"""The server a user would write from the spec's usage example: the naive baseline.
+"""The server a user would write from a model card's usage example: the naive baseline.
 
-Spec section 2.2 loads a model and runs one ``torch.no_grad()`` forward per
+The usual example loads a model and runs one ``torch.no_grad()`` forward per
 image; wrapping that in the standard library's web server is the obvious
 deployment. So this is deliberately plain:
 
 * ``http.server.HTTPServer`` (not ``ThreadingHTTPServer``): one process, one
   thread, requests served strictly one after another;
-* per request: decode the posted JPEG with Pillow, preprocess as spec section 3
-  (``cv2.resize`` to 224x224, /255, ImageNet mean/std, HWC->CHW), one PyTorch
+* per request: decode the posted JPEG with Pillow, preprocess as the visual
+  detector's training code does (``cv2.resize`` to 224x224, /255, ImageNet mean/std, HWC->CHW), one PyTorch
   forward of ``VisualDetector`` (demo weights), softmax, JSON back;
 * PyTorch's default threads (all cores), no batching, no ONNX.
 
@@ -15,7 +15,7 @@ The one concession: ``request_queue_size`` is raised from 5 to 128 so that at
 concurrency 32 the benchmark measures queueing in the server rather than SYN
 drops and the kernel's 1-second connect retry.
 
-    .venv/bin/python perf/naive_server.py --port 8080
+    .venv/bin/python -m perf.naive_server --port 8080
     curl --data-binary @face.jpg http://127.0.0.1:8080/detect
 """
 
@@ -36,7 +36,7 @@ STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
 
 
 def preprocess(image: np.ndarray) -> np.ndarray:
-    """Spec section 3's ``preprocess``, verbatim apart from the dtype."""
+    """The visual detector's reference ``preprocess`` (docs/models.md), verbatim apart from the dtype."""
     image = cv2.resize(image, (224, 224))
     image = image.astype(np.float32) / 255.0
     image = (image - MEAN) / STD
@@ -45,6 +45,7 @@ def preprocess(image: np.ndarray) -> np.ndarray:
 
 
 def decode(data: bytes) -> np.ndarray:
+    """An encoded image as an RGB uint8 array, as a naive server would read it."""
     return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
 
 
@@ -59,6 +60,8 @@ def load_model() -> torch.nn.Module:
 
 
 class NaiveServer(HTTPServer):
+    """A single-threaded HTTP server holding the PyTorch model; backlog raised to 128."""
+
     request_queue_size = 128
 
     def __init__(self, address: tuple[str, int], model: torch.nn.Module) -> None:
@@ -67,12 +70,16 @@ class NaiveServer(HTTPServer):
 
 
 class Handler(BaseHTTPRequestHandler):
+    """``GET`` is a health check; ``POST /detect`` scores one encoded image."""
+
     server: NaiveServer
 
     def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+        """Answer ``{"status": "ok"}``: the suite polls it until the model is loaded."""
         self._reply(200, {"status": "ok"})
 
     def do_POST(self) -> None:  # noqa: N802
+        """Score the posted image: ``real_probability`` and ``fake_probability``, or 400 if it does not decode."""
         data = self.rfile.read(int(self.headers.get("Content-Length", 0)))
         try:
             x = torch.from_numpy(preprocess(decode(data)))
@@ -96,6 +103,7 @@ class Handler(BaseHTTPRequestHandler):
 
 
 def main() -> None:
+    """Serve until interrupted."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8080)

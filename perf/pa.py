@@ -3,8 +3,9 @@
 perf_analyzer ships in the ``tritonclient==2.51.0`` wheel (``.venv/bin``); it
 needs ``libb64.so.0d`` (Debian ``libb64-0d``) and ``libcudart.so.12`` (PyPI
 ``nvidia-cuda-runtime-cu12``) even on CPU: ``make perf-tools`` installs both.
+The runner is :mod:`deepfake_serving.testing.perf_analyzer`, as for the suite.
 
-    .venv/bin/python perf/pa.py --url 127.0.0.1:8001 --model detect_image --concurrency-range 1:8:7
+    .venv/bin/python -m perf.pa --url 127.0.0.1:8001 --model detect_image --concurrency-range 1:8:7
 
 (with ``TRITON_ADMIN_KEY`` set to the server's admin key: perf_analyzer reads
 the model config, an admin API under ``make serve``) writes
@@ -15,103 +16,68 @@ server-side queue/compute breakdown) and prints throughput and p50/p95/p99.
 from __future__ import annotations
 
 import argparse
-import base64
-import csv
 import datetime
-import json
 import os
-import struct
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
+from deepfake_contract import DETECTORS
 from deepfake_serving.server_flags import ADMIN_KEY_ENV, GRPC_ADMIN_METADATA
+from deepfake_serving.testing import perf_analyzer
+from deepfake_serving.testing.triton import ROOT
+from perf.sample_media import SAMPLES
 
-ROOT = Path(__file__).resolve().parents[1]
 
-
-def sample_media(model: str) -> tuple[str, bytes]:
-    """The ensemble's input name and one real encoded file for it (perf/sample_media.py)."""
-    sys.path.insert(0, str(Path(__file__).parent))
-    from sample_media import SAMPLES
-
+def input_data_file(model: str, directory: Path) -> Path:
+    """One real encoded file (perf/sample_media.py) for an entry model; finite random data for a detector."""
+    if model in {spec.name for spec in DETECTORS}:
+        return perf_analyzer.detector_input_data(model, directory)
     if model not in SAMPLES:
-        raise SystemExit(f"no sample media for {model}; ONNX models use perf_analyzer's random data")
+        raise SystemExit(f"no sample media for {model}; give an entry model or a detector")
     name, make = SAMPLES[model]
-    return name, make()
-
-
-def input_data_file(model: str, directory: Path) -> Path | None:
-    if not model.startswith("detect_"):
-        return None
-    name, payload = sample_media(model)
-    path = directory / f"{model}-input.json"
-    # perf_analyzer sends "b64" content as the tensor's raw bytes, so a BYTES
-    # element needs Triton's serialized form: a little-endian length prefix.
-    serialized = struct.pack("<I", len(payload)) + payload
-    entry = {name: {"content": {"b64": base64.b64encode(serialized).decode()}, "shape": [1]}}
-    path.write_text(json.dumps({"data": [entry]}))
-    return path
-
-
-def cudart_dir() -> str:
-    import nvidia.cuda_runtime
-
-    return str(Path(next(iter(nvidia.cuda_runtime.__path__))) / "lib")
+    return perf_analyzer.bytes_input_data(model, name, make(), directory)
 
 
 def run(url: str, model: str, concurrency_range: str, out: Path, measurement_ms: int, extra: list[str]) -> Path:
+    """Run perf_analyzer against ``model`` and return the path of its CSV (``out/<model>.csv``)."""
     out.mkdir(parents=True, exist_ok=True)
     csv_path = out / f"{model}.csv"
+    # perf_analyzer reads the model config, an admin API of a server
+    # started with the production flags (make serve does).
+    key = os.environ.get(ADMIN_KEY_ENV)
     with tempfile.TemporaryDirectory() as tmp:
-        data = input_data_file(model, Path(tmp))
-        command = [
-            str(Path(sys.executable).parent / "perf_analyzer"),
-            "-m",
+        command = perf_analyzer.command(
             model,
-            "-u",
             url,
-            "-i",
-            "grpc",
-            "--concurrency-range",
             concurrency_range,
-            "--measurement-interval",
-            str(measurement_ms),
-            "-f",
-            str(csv_path),
-            "--verbose-csv",
-            *(["--input-data", str(data)] if data else []),
-            # perf_analyzer reads the model config, an admin API of a server
-            # started with the production flags (make serve does).
-            *(["-H", f"{GRPC_ADMIN_METADATA}:{os.environ[ADMIN_KEY_ENV]}"] if os.environ.get(ADMIN_KEY_ENV) else []),
-            *extra,
-        ]
-        env = dict(
-            os.environ, LD_LIBRARY_PATH=os.pathsep.join(filter(None, [cudart_dir(), os.environ.get("LD_LIBRARY_PATH")]))
+            measurement_ms,
+            csv_path,
+            input_data_file(model, Path(tmp)),
+            headers={GRPC_ADMIN_METADATA: key} if key else None,
+            extra=extra,
         )
-        subprocess.run(command, check=True, env=env)
+        perf_analyzer.run(command, check=True)
     return csv_path
 
 
 def summarize(csv_path: Path) -> list[dict[str, str]]:
-    with csv_path.open() as handle:
-        rows = list(csv.DictReader(handle))
+    """The CSV's throughput, latency percentiles and server-side breakdown per concurrency, formatted."""
     return [
         {
-            "concurrency": row["Concurrency"],
-            "infer/s": f"{float(row['Inferences/Second']):.2f}",
-            "p50 ms": f"{float(row['p50 latency']) / 1000:.0f}",
-            "p95 ms": f"{float(row['p95 latency']) / 1000:.0f}",
-            "p99 ms": f"{float(row['p99 latency']) / 1000:.0f}",
-            "server queue ms": f"{float(row['Server Queue']) / 1000:.1f}",
-            "server compute ms": f"{(float(row['Server Compute Input']) + float(row['Server Compute Infer']) + float(row['Server Compute Output'])) / 1000:.1f}",
+            "concurrency": str(row.concurrency),
+            "infer/s": f"{row.throughput:.2f}",
+            "p50 ms": f"{row.p50_ms:.0f}",
+            "p95 ms": f"{row.p95_ms:.0f}",
+            "p99 ms": f"{row.p99_ms:.0f}",
+            "server queue ms": f"{row.server_queue_ms:.1f}",
+            "server compute ms": f"{row.server_compute_ms:.1f}",
         }
-        for row in rows
+        for row in perf_analyzer.parse_csv(csv_path, "pa", csv_path.stem)
     ]
 
 
 def main() -> None:
+    """Measure one model and print the summary as a Markdown table."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--url", default="127.0.0.1:8001", help="Triton gRPC host:port")
     parser.add_argument("--model", default="detect_image")

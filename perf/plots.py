@@ -9,24 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from deepfake_serving.testing.perf_analyzer import PaRow as Row  # noqa: E402
+
 SETUP_LABELS = {"batching": "dynamic batching on", "nobatch": "dynamic batching off"}
-
-
-class Row(Protocol):
-    setup: str
-    model: str
-    concurrency: int
-    throughput: float
-    p50_ms: float
-    p95_ms: float
-    p99_ms: float
 
 
 def _log2_x(axis: Any, levels: Sequence[int]) -> None:
@@ -110,6 +102,7 @@ def naive_plot(out: Path, rows: Sequence[dict[str, Any]]) -> Path | None:
 
 
 def all_plots(out: Path, pa_rows: Sequence[Row], load_rows: Sequence[dict[str, Any]]) -> list[Path]:
+    """Write every plot into ``out`` and return their paths; plots without data are skipped."""
     paths = [
         model_plot(out, model, [r for r in pa_rows if r.model == model and r.setup == "batching"])
         for model in sorted({r.model for r in pa_rows if r.setup == "batching"})

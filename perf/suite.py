@@ -1,9 +1,9 @@
 """The whole benchmark suite in one command: CSV, PNG plots and a markdown summary.
 
-    PYTHONPATH=. .venv/bin/python perf/suite.py [--quick] [--out DIR]
+    .venv/bin/python -m perf.suite [--quick] [--out DIR]
 
-from the repository root (``PYTHONPATH=.`` so ``tests.triton_process`` imports;
-it starts the real ``tritonserver`` on free ports). It answers, on this machine:
+from the repository root (it starts the real ``tritonserver`` on free ports,
+with :mod:`deepfake_serving.testing.triton`). It answers, on this machine:
 
 1. throughput and p50/p95/p99 (with Triton's queue/compute split) of every
    ONNX detector and every ensemble in ``model_repository`` against
@@ -23,14 +23,12 @@ machine any two of them would measure each other.
 from __future__ import annotations
 
 import argparse
-import base64
 import csv
 import datetime
-import json
+import http.client
 import os
 import shutil
 import signal
-import struct
 import subprocess
 import sys
 import tempfile
@@ -41,204 +39,44 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import tritonclient.grpc as grpcclient
+from tritonclient.utils import InferenceServerException
+
+from deepfake_contract import DETECTORS
+from deepfake_serving import forensics
+from deepfake_serving.image_pipeline import FaceDetector, FaceSettings
+from deepfake_serving.model_configs import BATCHING
+from deepfake_serving.onnx_runner import OnnxRunner, SessionSettings
+from deepfake_serving.testing import perf_analyzer
+from deepfake_serving.testing.benchmark import (
+    Settings,
+    batch_histogram,
+    batching_table,
+    format_histogram,
+    headline_ratios,
+    image_overhead,
+    levels_for,
+    mean_batch,
+    naive_ratios,
+    overhead_table,
+    served_table,
+    window_ms,
+    write_variant_repository,
+)
+from deepfake_serving.testing.perf_analyzer import PaRow
+from deepfake_serving.testing.triton import ROOT, free_port, start_triton, wait_http_ok
+from perf.loadgen import LoadResult, run_load
+from perf.sample_media import SAMPLES, image_jpeg
 
 PERF = Path(__file__).resolve().parent
-ROOT = PERF.parent
-sys.path.insert(0, str(PERF))
-
-from loadgen import LoadResult, run_load  # noqa: E402
-
-from deepfake_serving.contract import DETECTORS  # noqa: E402
-from deepfake_serving.model_configs import BATCHING, parse_pbtxt, to_pbtxt  # noqa: E402
-
 ENSEMBLES = ("detect_image", "detect_audio", "detect_video")
-FULL_CONCURRENCY = (1, 2, 4, 8, 16, 32)
-QUICK_CONCURRENCY = (1, 4)
-#: Slow models only queue past these levels, and at 15 s windows each extra
-#: level costs ~50 s: temporal_analyzer ~400 ms per clip, detect_video ~1.4 s.
-MAX_CONCURRENCY = {"temporal_analyzer": 4, "detect_video": 8}
 
 
-@dataclass(frozen=True)
-class Settings:
-    """What ``--quick`` changes: fewer levels and shorter windows, same phases."""
-
-    concurrency: tuple[int, ...]
-    measurement_ms: int
-    max_trials: int
-    inprocess_s: float
-    naive_concurrency: tuple[int, ...]
-    naive_s: float
-
-    @classmethod
-    def make(cls, quick: bool) -> Settings:
-        if quick:
-            return cls(QUICK_CONCURRENCY, 1000, 3, 0.7, (1, 4), 2.5)
-        return cls(FULL_CONCURRENCY, 3000, 3, 2.0, (1, 4, 16), 6.0)
-
-
-# --------------------------------------------------------------------------- pure helpers
-
-
-@dataclass(frozen=True)
-class PaRow:
-    """One perf_analyzer measurement, latencies in milliseconds."""
-
-    setup: str
-    model: str
-    concurrency: int
-    throughput: float
-    p50_ms: float
-    p95_ms: float
-    p99_ms: float
-    server_queue_ms: float
-    server_compute_ms: float
-    batch_sizes: str = ""
-    mean_batch: float = float("nan")
-
-
-def parse_pa_csv(path: Path, setup: str, model: str) -> list[PaRow]:
-    """perf_analyzer's ``-f`` CSV (with ``--verbose-csv``); its times are microseconds."""
-    with path.open() as handle:
-        rows = list(csv.DictReader(handle))
-
-    def ms(row: dict[str, str], key: str) -> float:
-        return float(row.get(key) or "nan") / 1000
-
-    return [
-        PaRow(
-            setup=setup,
-            model=model,
-            concurrency=int(row["Concurrency"]),
-            throughput=float(row["Inferences/Second"]),
-            p50_ms=ms(row, "p50 latency"),
-            p95_ms=ms(row, "p95 latency"),
-            p99_ms=ms(row, "p99 latency"),
-            server_queue_ms=ms(row, "Server Queue"),
-            server_compute_ms=sum(
-                ms(row, k) for k in ("Server Compute Input", "Server Compute Infer", "Server Compute Output")
-            ),
-        )
-        for row in rows
-    ]
-
-
-def levels_for(model: str, concurrency: Sequence[int]) -> list[int]:
-    """The concurrency levels a model is swept over (capped for the slow ones)."""
-    cap = MAX_CONCURRENCY.get(model)
-    chosen = [c for c in concurrency if cap is None or c <= cap]
-    if cap is not None and cap not in chosen and any(c > cap for c in concurrency):
-        chosen.append(cap)
-    return chosen
-
-
-def window_ms(base_ms: int, concurrency: int, best_throughput: float, cap_ms: int = 15000) -> int:
-    """A measurement window long enough to hold about two latencies at this concurrency.
-
-    A closed loop at concurrency c and throughput X has latency ~ c/X; a window
-    shorter than that completes almost nothing and perf_analyzer gives up. The
-    best throughput seen at a lower level is the estimate. The cap keeps the
-    slowest level (detect_image at 32) from taking minutes on a loaded machine.
-    """
-    if best_throughput <= 0:
-        return base_ms
-    return min(cap_ms, max(base_ms, int(2000 * concurrency / best_throughput)))
-
-
-def ratio(numerator: float, denominator: float) -> float:
-    """``numerator / denominator``; NaN rather than an error when either is missing."""
-    if not denominator or np.isnan(denominator) or np.isnan(numerator):
-        return float("nan")
-    return numerator / denominator
-
-
-def batch_histogram(before: dict[str, Any], after: dict[str, Any]) -> dict[int, int]:
-    """Executions per batch size between two ``get_inference_statistics(as_json=True)`` answers.
-
-    Triton's counters are cumulative (and int64 values arrive as strings in
-    JSON), so the batches of one measurement are the difference.
-    """
-
-    def counts(stats: dict[str, Any]) -> dict[int, int]:
-        model = (stats.get("model_stats") or [{}])[0]
-        return {
-            int(entry["batch_size"]): int(entry.get("compute_infer", {}).get("count", 0))
-            for entry in model.get("batch_stats", [])
-        }
-
-    old, new = counts(before), counts(after)
-    delta = {size: new[size] - old.get(size, 0) for size in new}
-    return {size: n for size, n in sorted(delta.items()) if n > 0}
-
-
-def mean_batch(histogram: dict[int, int]) -> float:
-    executions = sum(histogram.values())
-    return sum(size * n for size, n in histogram.items()) / executions if executions else float("nan")
-
-
-def format_histogram(histogram: dict[int, int]) -> str:
-    """``"1x120 4x30"``: batch size x executions."""
-    return " ".join(f"{size}x{n}" for size, n in histogram.items())
-
-
-def unbatched_config(config_text: str | Path) -> dict[str, Any]:
-    """A served ``config.pbtxt`` as a dict, without ``dynamic_batching``; everything else kept."""
-    from google.protobuf import json_format
-
-    path = Path(config_text)
-    message = parse_pbtxt(path)
-    config = json_format.MessageToDict(message, preserving_proto_field_name=True)
-    config.pop("dynamic_batching", None)
-    return config
-
-
-def write_variant_repository(source: Path, target: Path, models: Iterable[str]) -> list[Path]:
-    """A repository serving ``models`` without dynamic batching: symlinked versions, generated configs."""
-    written = []
-    for name in models:
-        model_dir = target / name
-        model_dir.mkdir(parents=True, exist_ok=True)
-        for version in sorted(p for p in (source / name).iterdir() if p.is_dir() and p.name.isdigit()):
-            link = model_dir / version.name
-            if not link.exists():
-                link.symlink_to(version.resolve(), target_is_directory=True)
-        config_path = model_dir / "config.pbtxt"
-        config_path.write_text(to_pbtxt(unbatched_config(source / name / "config.pbtxt")))
-        written.append(config_path)
-    return written
-
-
-def saturation(rows: Sequence[PaRow]) -> PaRow | None:
-    """The highest-throughput row: the server at saturation."""
-    return max(rows, key=lambda row: row.throughput, default=None)
-
-
-def batching_table(on: Sequence[PaRow], off: Sequence[PaRow]) -> list[dict[str, Any]]:
-    """Per model and concurrency: throughput with and without dynamic batching, and the ratio."""
-    off_by_key = {(row.model, row.concurrency): row for row in off}
-    table = []
-    for row in on:
-        other = off_by_key.get((row.model, row.concurrency))
-        if other is None:
-            continue
-        table.append(
-            {
-                "model": row.model,
-                "concurrency": row.concurrency,
-                "on_infer_per_s": round(row.throughput, 2),
-                "off_infer_per_s": round(other.throughput, 2),
-                "ratio_on_off": round(ratio(row.throughput, other.throughput), 3),
-                "on_p99_ms": round(row.p99_ms, 1),
-                "off_p99_ms": round(other.p99_ms, 1),
-                "on_batches": row.batch_sizes,
-                "on_mean_batch": round(row.mean_batch, 2),
-                "off_batches": other.batch_sizes,
-            }
-        )
-    return table
+# --------------------------------------------------------------------------- reports
 
 
 def write_csv(path: Path, rows: Sequence[dict[str, Any]]) -> None:
+    """Write ``rows`` as CSV with the first row's keys as header; nothing when empty."""
     if not rows:
         return
     with path.open("w", newline="") as handle:
@@ -248,6 +86,7 @@ def write_csv(path: Path, rows: Sequence[dict[str, Any]]) -> None:
 
 
 def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
+    """``rows`` as a Markdown table (floats to 2 decimals) for ``summary.md``."""
     if not rows:
         return "_(no data)_\n"
     keys = list(rows[0])
@@ -261,47 +100,10 @@ def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
 # --------------------------------------------------------------------------- perf_analyzer
 
 
-def perf_analyzer_env() -> dict[str, str]:
-    """perf_analyzer loads libcudart.so.12 even on CPU (see perf/pa.py)."""
-    from pa import cudart_dir
-
-    return dict(
-        os.environ, LD_LIBRARY_PATH=os.pathsep.join(filter(None, [cudart_dir(), os.environ.get("LD_LIBRARY_PATH")]))
-    )
-
-
-def detector_input_data(model: str, directory: Path) -> Path:
-    """perf_analyzer ``--input-data`` directory: one standard-normal sample as raw FP32.
-
-    perf_analyzer's own random data is random bytes, which include NaN and Inf
-    bit patterns that the detectors (rightly) reject.
-    """
-    from deepfake_serving.contract import by_name
-
-    spec = by_name(model)
-    path = directory / f"{model}-input"
-    path.mkdir(parents=True, exist_ok=True)
-    for tensor in spec.inputs:
-        np.random.default_rng(0).standard_normal(tensor.dims, dtype=np.float32).tofile(path / tensor.name)
-    return path
-
-
 def ensemble_input_data(model: str, directory: Path) -> Path:
-    """perf_analyzer ``--input-data`` with one real encoded file.
-
-    ``b64`` content is sent as the tensor's raw bytes, so a BYTES element needs
-    Triton's serialized form: a 4-byte little-endian length prefix.
-    """
-    from sample_media import SAMPLES
-
+    """perf_analyzer ``--input-data`` with one real encoded file of ``perf/sample_media.py``."""
     name, make = SAMPLES[model]
-    payload = make()
-    serialized = struct.pack("<I", len(payload)) + payload
-    path = directory / f"{model}-input.json"
-    path.write_text(
-        json.dumps({"data": [{name: {"content": {"b64": base64.b64encode(serialized).decode()}, "shape": [1]}}]})
-    )
-    return path
+    return perf_analyzer.bytes_input_data(model, name, make(), directory)
 
 
 @dataclass
@@ -317,12 +119,10 @@ class Sweeper:
     setup: str
     settings: Settings
     raw_dir: Path
-    env: dict[str, str] = field(default_factory=perf_analyzer_env)
+    env: dict[str, str] = field(default_factory=perf_analyzer.environment)
 
     def sweep(self, model: str, input_data: Path | None = None) -> list[PaRow]:
         """Every level of one model; a model the server stops answering loses its remaining levels only."""
-        from tritonclient.utils import InferenceServerException
-
         rows: list[PaRow] = []
         try:
             self._sweep(model, input_data, rows)
@@ -332,8 +132,6 @@ class Sweeper:
 
     def _sweep(self, model: str, input_data: Path | None, rows: list[PaRow]) -> None:
         """Append one row per level to ``rows`` (kept when a later level raises)."""
-        import tritonclient.grpc as grpcclient
-
         client = grpcclient.InferenceServerClient(self.grpc_url)
         best = 0.0
         try:
@@ -369,37 +167,26 @@ class Sweeper:
         self, model: str, concurrency: int, measurement_ms: int, max_trials: int, input_data: Path | None
     ) -> PaRow | None:
         csv_path = self.raw_dir / f"{self.setup}-{model}-c{concurrency}.csv"
-        command = [
-            str(Path(sys.executable).parent / "perf_analyzer"),
-            "-m",
+        command = perf_analyzer.command(
             model,
-            "-u",
             self.grpc_url,
-            "-i",
-            "grpc",
-            "--concurrency-range",
             f"{concurrency}:{concurrency}:1",
-            "--measurement-interval",
-            str(measurement_ms),
+            measurement_ms,
+            csv_path,
+            input_data,
             # At most max_trials windows; 1000% (max/min <= 11) lets three windows
             # count as stable, so a noisy shared machine costs accuracy, not the level.
-            "--max-trials",
-            str(max_trials),
-            "--stability-percentage",
-            "1000",
-            "-f",
-            str(csv_path),
-            "--verbose-csv",
-            *(["--input-data", str(input_data)] if input_data else []),
-        ]
-        done = subprocess.run(command, env=self.env, capture_output=True, text=True, timeout=600)
-        (self.raw_dir / f"{self.setup}-{model}-c{concurrency}.log").write_text(done.stdout + done.stderr)
+            max_trials=max_trials,
+            stability_percentage=1000,
+        )
+        log_path = self.raw_dir / f"{self.setup}-{model}-c{concurrency}.log"
+        done = perf_analyzer.run(command, self.env, log_path=log_path, timeout_s=600)
         if not csv_path.exists():
             print(
                 f"  perf_analyzer failed for {model} c={concurrency} (exit {done.returncode}); see its .log", flush=True
             )
             return None
-        rows = parse_pa_csv(csv_path, self.setup, model)
+        rows = perf_analyzer.parse_csv(csv_path, self.setup, model)
         return rows[0] if rows else None
 
 
@@ -420,8 +207,6 @@ def measure_seconds(function: Callable[[], object], min_seconds: float, min_runs
 
 def inprocess_detectors(repository: Path, settings: Settings) -> list[dict[str, Any]]:
     """Each ONNX detector under ONNX Runtime in this process: the machine's own limit."""
-    from deepfake_serving.onnx_runner import OnnxRunner, SessionSettings
-
     rows = []
     for spec in DETECTORS:
         batching = BATCHING[spec.name]
@@ -448,12 +233,6 @@ def inprocess_image_parts(repository: Path, settings: Settings) -> list[dict[str
 
     image_fusion (a few arithmetic operations) is left out.
     """
-    from sample_media import image_jpeg
-
-    from deepfake_serving import forensics
-    from deepfake_serving.image_pipeline import FaceDetector, FaceSettings
-    from deepfake_serving.onnx_runner import OnnxRunner, SessionSettings
-
     data = image_jpeg()
     faces_model = FaceDetector(repository / "face_detector" / "1", FaceSettings(), threads=1)
     visual = OnnxRunner(repository / "visual_detector" / "1" / "model.onnx", SessionSettings(2))
@@ -477,11 +256,10 @@ def inprocess_image_parts(repository: Path, settings: Settings) -> list[dict[str
 def triton_visual_call(grpc_url: str, jpeg: bytes) -> Callable[[], Callable[[], None]]:
     """Triton's side of the naive comparison: the client decodes and preprocesses, visual_detector runs.
 
-    The same work as the naive server (decode + spec section 3 preprocess + one
+    The same work as the naive server (decode + the visual detector's preprocess + one
     forward), with the preprocess in the client, which shares this machine.
     """
-    import tritonclient.grpc as grpcclient
-    from naive_server import decode, preprocess
+    from perf.naive_server import decode, preprocess  # imports torch (for the naive server's forward)
 
     def make() -> Callable[[], None]:
         client = grpcclient.InferenceServerClient(grpc_url)
@@ -497,8 +275,7 @@ def triton_visual_call(grpc_url: str, jpeg: bytes) -> Callable[[], Callable[[], 
 
 
 def naive_call(url: str, jpeg: bytes) -> Callable[[], Callable[[], None]]:
-    import http.client
-
+    """A ``make_call`` for :mod:`perf.loadgen`: each thread posts ``jpeg`` to the naive server, own connection."""
     host, port = url.split(":")
 
     def make() -> Callable[[], None]:
@@ -519,6 +296,7 @@ def naive_call(url: str, jpeg: bytes) -> Callable[[], Callable[[], None]]:
 
 
 def load_rows(server: str, results: Iterable[LoadResult]) -> list[dict[str, Any]]:
+    """One server's load-generator results as rows of ``naive.csv`` and the plots."""
     return [
         {
             "server": server,
@@ -535,13 +313,13 @@ def load_rows(server: str, results: Iterable[LoadResult]) -> list[dict[str, Any]
 
 def run_naive_server(workdir: Path, settings: Settings, jpeg: bytes) -> list[dict[str, Any]]:
     """Start perf/naive_server.py, wait for it, drive it with the same load generator."""
-
-    from tests.triton_process import free_port, wait_http_ok
-
     port = free_port()
     log = (workdir / "naive_server.log").open("wb")
     process = subprocess.Popen(
-        [sys.executable, str(PERF / "naive_server.py"), "--port", str(port)], stdout=log, stderr=subprocess.STDOUT
+        [sys.executable, "-m", "perf.naive_server", "--port", str(port)],
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     try:
         if not wait_http_ok(f"http://127.0.0.1:{port}/health", process, 180):
@@ -560,140 +338,11 @@ def run_naive_server(workdir: Path, settings: Settings, jpeg: bytes) -> list[dic
         log.close()
 
 
-def naive_ratios(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per concurrency: this deployment's throughput over the naive one's, and p99 naive over ours."""
-    by = {(r["server"], r["concurrency"]): r for r in rows}
-    table = []
-    for (server, concurrency), ours in sorted(by.items(), key=lambda item: item[0][1]):
-        naive = by.get(("naive", concurrency))
-        if server != "triton" or naive is None:
-            continue
-        table.append(
-            {
-                "concurrency": concurrency,
-                "triton_per_s": ours["requests_per_s"],
-                "naive_per_s": naive["requests_per_s"],
-                "throughput_ratio": round(ratio(ours["requests_per_s"], naive["requests_per_s"]), 3),
-                "triton_p99_ms": ours["p99_ms"],
-                "naive_p99_ms": naive["p99_ms"],
-                "p99_ratio_naive_over_triton": round(ratio(naive["p99_ms"], ours["p99_ms"]), 3),
-            }
-        )
-    return table
-
-
-def overhead_table(inprocess: Sequence[dict[str, Any]], served: Sequence[PaRow]) -> list[dict[str, Any]]:
-    """Triton at saturation over ONNX Runtime in-process at the preferred batch size."""
-    table = []
-    for spec in DETECTORS:
-        preferred = BATCHING[spec.name].preferred_batch_sizes[0]
-        local = next((r for r in inprocess if r["model"] == spec.name and r["batch"] == preferred), None)
-        best = saturation([r for r in served if r.model == spec.name])
-        if local is None or best is None:
-            continue
-        table.append(
-            {
-                "model": spec.name,
-                "inprocess_batch": preferred,
-                "inprocess_items_per_s": local["items_per_s"],
-                "triton_best_infer_per_s": round(best.throughput, 2),
-                "at_concurrency": best.concurrency,
-                "ratio_triton_inprocess": round(ratio(best.throughput, local["items_per_s"]), 3),
-            }
-        )
-    return table
-
-
-def image_overhead(parts: Sequence[dict[str, Any]], served: Sequence[PaRow]) -> dict[str, Any] | None:
-    """detect_image through Triton against the sum of its parts in-process."""
-    rows = [r for r in served if r.model == "detect_image"]
-    best, single = saturation(rows), next((r for r in rows if r.concurrency == 1), None)
-    if not parts or best is None:
-        return None
-    total_ms = sum(p["ms"] for p in parts)
-    return {
-        "sum_of_parts_ms": round(total_ms, 1),
-        "inprocess_images_per_s": round(1000 / total_ms, 2),
-        "triton_best_images_per_s": round(best.throughput, 2),
-        "at_concurrency": best.concurrency,
-        "ratio_triton_inprocess": round(ratio(best.throughput, 1000 / total_ms), 3),
-        "triton_c1_p50_ms": round(single.p50_ms, 1) if single else float("nan"),
-    }
-
-
-def headline_ratios(
-    served: Sequence[PaRow],
-    unbatched: Sequence[PaRow],
-    overhead: Sequence[dict[str, Any]],
-    image: dict[str, Any] | None,
-    naive: Sequence[dict[str, Any]],
-) -> list[dict[str, Any]]:
-    """The three numbers the suite exists for, one row each per model.
-
-    Batching on/off compares each setup at its own saturation (best
-    throughput over the sweep), which is what an operator sizing a fleet
-    gets; the per-concurrency ratios are in ``batching.csv``.
-    """
-    rows = []
-    for name in sorted({r.model for r in unbatched}):
-        on = saturation([r for r in served if r.model == name])
-        off = saturation([r for r in unbatched if r.model == name])
-        if on and off:
-            rows.append(
-                {
-                    "ratio": "batching on / off (saturation)",
-                    "model": name,
-                    "value": round(ratio(on.throughput, off.throughput), 3),
-                    "detail": f"{on.throughput:.2f}/s at c={on.concurrency} vs {off.throughput:.2f}/s at c={off.concurrency}",
-                }
-            )
-    for entry in overhead:
-        rows.append(
-            {
-                "ratio": "Triton (saturation) / in-process",
-                "model": entry["model"],
-                "value": entry["ratio_triton_inprocess"],
-                "detail": f"{entry['triton_best_infer_per_s']}/s at c={entry['at_concurrency']} vs {entry['inprocess_items_per_s']}/s at batch {entry['inprocess_batch']}",
-            }
-        )
-    if image:
-        rows.append(
-            {
-                "ratio": "Triton (saturation) / sum of parts in-process",
-                "model": "detect_image",
-                "value": image["ratio_triton_inprocess"],
-                "detail": f"{image['triton_best_images_per_s']}/s at c={image['at_concurrency']} vs {image['inprocess_images_per_s']}/s",
-            }
-        )
-    if naive:
-        top = max(naive, key=lambda r: r["concurrency"])
-        rows.append(
-            {
-                "ratio": "this deployment / naive: throughput",
-                "model": "visual_detector",
-                "value": top["throughput_ratio"],
-                "detail": f"c={top['concurrency']}: {top['triton_per_s']}/s vs {top['naive_per_s']}/s",
-            }
-        )
-        rows.append(
-            {
-                "ratio": "naive / this deployment: p99",
-                "model": "visual_detector",
-                "value": top["p99_ratio_naive_over_triton"],
-                "detail": f"c={top['concurrency']}: {top['naive_p99_ms']} ms vs {top['triton_p99_ms']} ms",
-            }
-        )
-    return rows
-
-
 # --------------------------------------------------------------------------- orchestration
 
 
 def present_ensembles(repository: Path, grpc_url: str) -> list[str]:
     """Ensembles the server actually serves: in the repository and ready (a failed load is skipped)."""
-    import tritonclient.grpc as grpcclient
-    from tritonclient.utils import InferenceServerException
-
     client = grpcclient.InferenceServerClient(grpc_url)
     found = []
     try:
@@ -721,12 +370,14 @@ def served_phase(
     repository: Path, out: Path, work: Path, settings: Settings, jpeg: bytes
 ) -> tuple[list[PaRow], list[dict[str, Any]]]:
     """The production repository: detector and ensemble sweeps, then Triton's side of the naive comparison."""
-    from tests.triton_process import start_triton
-
     server = start_triton(work / "triton-main", repository=repository)
     try:
         sweeper = Sweeper(server.grpc_url, "batching", settings, out / "raw")
-        rows = [row for spec in DETECTORS for row in sweeper.sweep(spec.name, detector_input_data(spec.name, work))]
+        rows = [
+            row
+            for spec in DETECTORS
+            for row in sweeper.sweep(spec.name, perf_analyzer.detector_input_data(spec.name, work))
+        ]
         for ensemble in present_ensembles(repository, server.grpc_url):
             rows += sweeper.sweep(ensemble, ensemble_input_data(ensemble, work))
         results = []
@@ -744,8 +395,6 @@ def served_phase(
 
 def unbatched_phase(repository: Path, out: Path, work: Path, settings: Settings) -> list[PaRow]:
     """The detectors again from the generated no-batching variant repository."""
-    from tests.triton_process import start_triton
-
     variant = work / "repository-no-batching"
     names = [spec.name for spec in DETECTORS]
     for path in write_variant_repository(repository, variant, names):
@@ -753,17 +402,18 @@ def unbatched_phase(repository: Path, out: Path, work: Path, settings: Settings)
     server = start_triton(work / "triton-nobatch", repository=variant)
     try:
         sweeper = Sweeper(server.grpc_url, "nobatch", settings, out / "raw")
-        return [row for name in names for row in sweeper.sweep(name, detector_input_data(name, work))]
+        return [row for name in names for row in sweeper.sweep(name, perf_analyzer.detector_input_data(name, work))]
     finally:
         server.stop()
         shutil.copy(server.log_path, out / "logs" / "tritonserver-nobatch.log")
 
 
 def summary(out: Path, started: datetime.datetime, wall_s: float, quick: bool, tables: dict[str, Any]) -> str:
+    """The text of ``summary.md``: the three ratios first, then every table."""
     lines = [
         f"# Benchmark suite results, {started:%Y-%m-%d %H:%M}",
         "",
-        f"`PYTHONPATH=. .venv/bin/python perf/suite.py{' --quick' if quick else ''}` on {os.cpu_count()} cores, "
+        f"`.venv/bin/python -m perf.suite{' --quick' if quick else ''}` on {os.cpu_count()} cores, "
         f"wall time {wall_s / 60:.1f} min. Demo weights; perf_analyzer with random data for the detectors and a "
         "real encoded file for the ensembles.",
         "",
@@ -801,25 +451,6 @@ def summary(out: Path, started: datetime.datetime, wall_s: float, quick: bool, t
     return text
 
 
-def served_table(rows: Sequence[PaRow]) -> list[dict[str, Any]]:
-    return [
-        {
-            "setup": r.setup,
-            "model": r.model,
-            "concurrency": r.concurrency,
-            "infer_per_s": round(r.throughput, 2),
-            "p50_ms": round(r.p50_ms, 1),
-            "p95_ms": round(r.p95_ms, 1),
-            "p99_ms": round(r.p99_ms, 1),
-            "server_queue_ms": round(r.server_queue_ms, 2),
-            "server_compute_ms": round(r.server_compute_ms, 2),
-            "batches": r.batch_sizes,
-            "mean_batch": round(r.mean_batch, 2),
-        }
-        for r in rows
-    ]
-
-
 def exit_on_sigterm() -> None:
     """SIGTERM unwinds like Ctrl-C, so the ``finally`` blocks stop the servers this suite started."""
 
@@ -830,6 +461,7 @@ def exit_on_sigterm() -> None:
 
 
 def main() -> None:
+    """Run the four phases and write every CSV, plot and ``summary.md`` under the results folder."""
     exit_on_sigterm()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="concurrency 1 and 4, short windows (~3 minutes)")
@@ -842,8 +474,6 @@ def main() -> None:
     for sub in ("raw", "logs", "variant_configs"):
         (out / sub).mkdir(parents=True, exist_ok=True)
     repository = args.repository.resolve()
-    from sample_media import image_jpeg
-
     jpeg = image_jpeg(224)
     clock = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="perf-suite-") as tmp:
@@ -875,7 +505,7 @@ def main() -> None:
     write_csv(out / "image_overhead.csv", [tables["image_overhead"]] if tables["image_overhead"] else [])
     write_csv(out / "naive.csv", [*triton_load, *naive_load])
     write_csv(out / "naive_ratios.csv", tables["naive"])
-    import plots
+    from perf import plots  # matplotlib: the perf extra
 
     plots.all_plots(out, [*served, *unbatched], [*triton_load, *naive_load])
     print(summary(out, started, time.monotonic() - clock, args.quick, tables))

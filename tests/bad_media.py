@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image
 
 from deepfake_serving.imaging import DEFAULT_MAX_BYTES as IMAGE_MAX_BYTES
-from tests import media, media_av
+from deepfake_serving.testing import media, media_av
 
 TEXT = b"hello, this is a text file and not a media file at all\n"
 

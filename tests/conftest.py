@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.triton_process import TritonProcess, start_triton
+from deepfake_serving.testing.triton import TritonProcess, start_triton
 
 
 @pytest.fixture(scope="session")

@@ -38,7 +38,9 @@ class DeepfakeClient(ClientBase):
         protocol: ``"grpc"`` (default, port 8001) or ``"http"`` (port 8000).
         timeout: deadline in seconds for each request (None: wait forever); a retry gets a fresh one.
         retry: which failures are retried and how long to wait (see ``RetryPolicy``).
-        max_bytes: media larger than this is refused before anything is sent.
+        max_bytes: media larger than this is refused before anything is sent. None (the
+            default) applies the server's own limit for each kind of media, from
+            ``deepfake_contract.MEDIA`` (32 MiB images, 64 MiB audio, 256 MiB video).
         headers: extra request headers (for example ``{"authorization": "Bearer ..."}``).
         tls: TLS towards the server: True (system trust store) or ``TlsOptions``.
         models: ensemble names, for deployments that rename them.

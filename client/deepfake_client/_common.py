@@ -29,18 +29,25 @@ from deepfake_client._errors import (
 )
 from deepfake_client._results import AudioResult, DetectionResult, ImageResult, VideoResult
 from deepfake_client._sniff import SNIFF_BYTES, MediaKind, sniff
+from deepfake_contract import MEDIA
 
 __all__ = ["Media", "Protocol", "RetryPolicy", "ModelNames", "TlsOptions", "Endpoints", "load_media", "map_error"]
 
 Media = str | os.PathLike | bytes | bytearray | memoryview | IO[bytes]
 Protocol = Literal["grpc", "http"]
 
-DEFAULT_MAX_BYTES = 128 * 1024 * 1024
 DEFAULT_PORTS = {"grpc": 8001, "http": 8000}
 
+#: Each kind of media with its entry model, input tensor, size limit and formats,
+#: from the contract the server's configs are checked against.
+MEDIA_BY_KIND = {media.kind: media for media in MEDIA}
+#: The entry model that accepts the most: a larger file is refused before it is read whole.
+_LARGEST = max(MEDIA, key=lambda media: media.max_bytes)
 RESULT_TYPES = {"image": ImageResult, "audio": AudioResult, "video": VideoResult}
-INPUT_NAMES = {"image": "IMAGE", "audio": "AUDIO", "video": "VIDEO"}
-ACCEPTED = "images (JPEG, PNG, WebP, BMP, GIF, TIFF), audio (WAV, FLAC, MP3, Ogg/Opus, M4A), video (MP4, MOV, WebM/Matroska, AVI)"
+INPUT_NAMES = {kind: media.input for kind, media in MEDIA_BY_KIND.items()}
+ACCEPTED = ", ".join(
+    f"{'images' if kind == 'image' else kind} ({media.formats})" for kind, media in MEDIA_BY_KIND.items()
+)
 
 
 @dataclass(frozen=True)
@@ -93,9 +100,9 @@ class RetryPolicy:
 class ModelNames:
     """The ensembles this client calls, for deployments that rename them."""
 
-    image: str = "detect_image"
-    audio: str = "detect_audio"
-    video: str = "detect_video"
+    image: str = MEDIA_BY_KIND["image"].model
+    audio: str = MEDIA_BY_KIND["audio"].model
+    video: str = MEDIA_BY_KIND["video"].model
 
     def for_kind(self, kind: MediaKind) -> str:
         return getattr(self, kind)
@@ -168,7 +175,7 @@ class Endpoints:
         return [f"[{a}]:{port}" if ":" in a else f"{a}:{port}" for a in addresses]
 
 
-def load_media(media: Media, *, max_bytes: int) -> tuple[bytes, str]:
+def load_media(media: Media, *, max_bytes: int, limit: str = "max_bytes") -> tuple[bytes, str]:
     """The bytes to send and a name for reports, refusing anything over ``max_bytes`` before reading it all."""
     if isinstance(media, (bytes, bytearray, memoryview)):
         data, source = bytes(media), "<bytes>"
@@ -178,7 +185,7 @@ def load_media(media: Media, *, max_bytes: int) -> tuple[bytes, str]:
         try:
             size = path.stat().st_size
             if size > max_bytes:
-                raise _too_large(size, max_bytes, source)
+                raise _too_large(size, max_bytes, source, limit=limit)
             data = path.read_bytes()
         except OSError as error:
             raise InvalidInputError(f"cannot read {source}: {error.strerror or error}", source=source) from error
@@ -190,19 +197,30 @@ def load_media(media: Media, *, max_bytes: int) -> tuple[bytes, str]:
     else:
         raise TypeError(f"expected a path, bytes or a binary file object, not {type(media).__name__}")
     if len(data) > max_bytes:
-        raise _too_large(len(data), max_bytes, source, at_least=not isinstance(media, (bytes, bytearray, memoryview)))
+        at_least = not isinstance(media, (bytes, bytearray, memoryview))
+        raise _too_large(len(data), max_bytes, source, at_least=at_least, limit=limit)
     if not data:
         raise InvalidInputError("the media is empty (0 bytes)", source=source)
     return data, source
 
 
-def _too_large(size: int, max_bytes: int, source: str, at_least: bool = False) -> PayloadTooLargeError:
+def _too_large(
+    size: int, max_bytes: int, source: str, at_least: bool = False, limit: str = "max_bytes"
+) -> PayloadTooLargeError:
     more = "more than " if at_least else ""
     return PayloadTooLargeError(
-        f"{source} is {more}{size / 2**20:.1f} MiB, over the {max_bytes / 2**20:.1f} MiB limit (max_bytes); "
+        f"{source} is {more}{size / 2**20:.1f} MiB, over the {max_bytes / 2**20:.1f} MiB limit ({limit}); "
         "nothing was sent",
         source=source,
     )
+
+
+def check_size(data: bytes, source: str, kind: MediaKind, max_bytes: int | None) -> None:
+    """Refuse what the server would refuse for its size: its limit for ``kind`` unless ``max_bytes`` is set."""
+    media = MEDIA_BY_KIND[kind]
+    limit, named = (max_bytes, "max_bytes") if max_bytes is not None else (media.max_bytes, f"{media.model} accepts")
+    if len(data) > limit:
+        raise _too_large(len(data), limit, source, limit=named)
 
 
 def kind_of(data: bytes, source: str) -> MediaKind:
@@ -316,7 +334,7 @@ class ClientSettings:
         protocol: Protocol,
         timeout: float | None,
         retry: RetryPolicy | None,
-        max_bytes: int,
+        max_bytes: int | None,
         headers: dict[str, str] | None,
         tls: TlsOptions | bool | None,
         models: ModelNames | None,
@@ -326,8 +344,8 @@ class ClientSettings:
             raise ValueError(f"protocol must be 'grpc' or 'http', not {protocol!r}")
         if timeout is not None and timeout <= 0:
             raise ValueError("timeout must be positive (or None for no deadline)")
-        if max_bytes <= 0:
-            raise ValueError("max_bytes must be positive")
+        if max_bytes is not None and max_bytes <= 0:
+            raise ValueError("max_bytes must be positive (or None for the server's limit per kind of media)")
         self.protocol: Protocol = protocol
         self.endpoints = Endpoints(url, protocol=protocol, refresh_s=dns_refresh_s)
         self.timeout = timeout
@@ -347,8 +365,12 @@ class ClientSettings:
         """Read ``media`` and choose its ensemble; nothing is sent yet."""
         source: str | None = None
         try:
-            data, source = load_media(media, max_bytes=self.max_bytes)
+            if self.max_bytes is None:
+                data, source = load_media(media, max_bytes=_LARGEST.max_bytes, limit=f"{_LARGEST.model} accepts")
+            else:
+                data, source = load_media(media, max_bytes=self.max_bytes)
             kind = kind or kind_of(data, source)
+            check_size(data, source, kind, self.max_bytes)
         except DeepfakeClientError as error:
             error.source = error.source or source
             raise
@@ -386,7 +408,7 @@ class ClientBase:
         protocol: Protocol = "grpc",
         timeout: float | None = 60.0,
         retry: RetryPolicy | None = None,
-        max_bytes: int = DEFAULT_MAX_BYTES,
+        max_bytes: int | None = None,
         headers: dict[str, str] | None = None,
         tls: TlsOptions | bool | None = None,
         models: ModelNames | None = None,

@@ -1,18 +1,23 @@
 """Typed results that mirror the ensembles' outputs.
 
 Each ``from_outputs`` reads tensors by the names in one mapping at the top of
-its class (``OUTPUTS``), so a renamed server tensor is a one-line change here
-and nowhere else. ``to_dict`` gives plain JSON-ready data (lists, floats, bools).
+its class (``OUTPUTS``), taken from :mod:`deepfake_contract`, the definition
+the server's configs are checked against. Outputs renamed in this release are
+also read under their former names (``FORMER_NAMES``), so this client works
+with a server one release older. ``to_dict`` gives plain JSON-ready data.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
+
+from deepfake_contract import DETECT_AUDIO, DETECT_IMAGE, DETECT_VIDEO, FORMER_NAMES
 
 __all__ = [
     "Face",
@@ -25,6 +30,14 @@ __all__ = [
 ]
 
 Outputs = Mapping[str, np.ndarray]
+
+
+def with_current_names(model: str, outputs: Outputs) -> Outputs:
+    """``outputs`` with any output an older server sent under a former name under its current one."""
+    renamed = {new: old for new, old in FORMER_NAMES.get(model, {}).items() if new not in outputs and old in outputs}
+    if not renamed:
+        return outputs
+    return {**outputs, **{new: outputs[old] for new, old in renamed.items()}}
 
 
 def _flat(outputs: Outputs, name: str) -> np.ndarray:
@@ -99,15 +112,15 @@ class ImageResult(_ResultBase):
 
     kind: ClassVar[str] = "image"
     OUTPUTS: ClassVar[dict[str, str]] = {
-        "boxes": "FACE_BOXES",
-        "confidence": "FACE_CONFIDENCE",
-        "visual": "VISUAL_FAKE_PROB",
-        "forensic": "FORENSIC_FAKE_PROB",
-        "features": "FORENSIC_FEATURES",
-        "fake_prob": "FAKE_PROB",
-        "face_found": "FACE_FOUND",
-        "faces_dropped": "FACES_DROPPED",
-        "demo_weights": "DEMO_WEIGHTS",
+        "boxes": DETECT_IMAGE.FACE_BOXES.name,
+        "confidence": DETECT_IMAGE.FACE_CONFIDENCE.name,
+        "visual": DETECT_IMAGE.VISUAL_FAKE_PROB.name,
+        "forensic": DETECT_IMAGE.FORENSIC_FAKE_PROB.name,
+        "features": DETECT_IMAGE.FORENSIC_FEATURES.name,
+        "fake_prob": DETECT_IMAGE.FAKE_PROB.name,
+        "face_found": DETECT_IMAGE.FACE_FOUND.name,
+        "faces_dropped": DETECT_IMAGE.FACES_DROPPED.name,
+        "demo_weights": DETECT_IMAGE.DEMO_WEIGHTS.name,
     }
 
     fake_prob: float
@@ -121,6 +134,7 @@ class ImageResult(_ResultBase):
     def from_outputs(cls, outputs: Outputs, *, source: str | None = None) -> ImageResult:
         """Build the result from the ensemble's output tensors."""
         names = cls.OUTPUTS
+        outputs = with_current_names(DETECT_IMAGE.name, outputs)
         boxes = np.asarray(outputs[names["boxes"]], dtype=np.float64).reshape(-1, 4)
         confidence = _flat(outputs, names["confidence"])
         visual = _flat(outputs, names["visual"])
@@ -170,40 +184,54 @@ class AudioResult(_ResultBase):
     Attributes:
         fake_prob: the recording's probability of being synthetic (fused over windows).
         windows: the per-window probabilities, in time order.
-        real_seconds: how many seconds of sound the server analysed.
-        silent: True when the recording held no usable sound (the verdict is then meaningless).
+        duration_s: how many seconds of sound the server analysed (``real_seconds`` before 0.2).
+        audio_silent: True when the recording held no usable sound, so the verdict
+            means nothing (``silent`` before 0.2).
         demo_weights: True when the server runs untrained demo weights.
         source: what was analysed.
     """
 
     kind: ClassVar[str] = "audio"
     OUTPUTS: ClassVar[dict[str, str]] = {
-        "window_prob": "WINDOW_FAKE_PROB",
-        "window_start": "WINDOW_START_S",
-        "fake_prob": "FAKE_PROB",
-        "real_seconds": "REAL_SECONDS",
-        "silent": "ALL_SILENT",
-        "demo_weights": "DEMO_WEIGHTS",
+        "window_prob": DETECT_AUDIO.WINDOW_FAKE_PROB.name,
+        "window_start": DETECT_AUDIO.WINDOW_START_S.name,
+        "fake_prob": DETECT_AUDIO.FAKE_PROB.name,
+        "duration_s": DETECT_AUDIO.DURATION_S.name,
+        "audio_silent": DETECT_AUDIO.AUDIO_SILENT.name,
+        "demo_weights": DETECT_AUDIO.DEMO_WEIGHTS.name,
     }
 
     fake_prob: float
     windows: tuple[AudioWindow, ...]
-    real_seconds: float = 0.0
-    silent: bool = False
+    duration_s: float = 0.0
+    audio_silent: bool = False
     demo_weights: bool = False
     source: str | None = None
+
+    @property
+    def real_seconds(self) -> float:
+        """Deprecated name of :attr:`duration_s`; removed in the next release."""
+        warnings.warn("AudioResult.real_seconds is now duration_s", DeprecationWarning, stacklevel=2)
+        return self.duration_s
+
+    @property
+    def silent(self) -> bool:
+        """Deprecated name of :attr:`audio_silent`; removed in the next release."""
+        warnings.warn("AudioResult.silent is now audio_silent", DeprecationWarning, stacklevel=2)
+        return self.audio_silent
 
     @classmethod
     def from_outputs(cls, outputs: Outputs, *, source: str | None = None) -> AudioResult:
         """Build the result from the ensemble's output tensors."""
         names = cls.OUTPUTS
+        outputs = with_current_names(DETECT_AUDIO.name, outputs)
         probs = _flat(outputs, names["window_prob"])
         starts = _flat(outputs, names["window_start"]) if names["window_start"] in outputs else np.zeros(len(probs))
         return cls(
             fake_prob=float(_scalar(outputs, names["fake_prob"])),
             windows=tuple(AudioWindow(float(s), float(p)) for s, p in zip(starts, probs, strict=True)),
-            real_seconds=float(_scalar(outputs, names["real_seconds"], 0.0)),
-            silent=bool(_scalar(outputs, names["silent"], False)),
+            duration_s=float(_scalar(outputs, names["duration_s"], 0.0)),
+            audio_silent=bool(_scalar(outputs, names["audio_silent"], False)),
             demo_weights=bool(_scalar(outputs, names["demo_weights"], False)),
             source=source,
         )
@@ -243,15 +271,15 @@ class VideoResult(_ResultBase):
 
     kind: ClassVar[str] = "video"
     OUTPUTS: ClassVar[dict[str, str]] = {
-        "temporal": "TEMPORAL_FAKE_PROB",
-        "frame_time": "FRAME_TIME_S",
-        "frame_prob": "FRAME_FAKE_PROB",
-        "frame_face": "FRAME_HAS_FACE",
-        "audio": "AUDIO_FAKE_PROB",
-        "has_audio": "HAS_AUDIO",
-        "fake_prob": "FAKE_PROB",
-        "demo_weights": "DEMO_WEIGHTS",
-        "distinct_frames": "DISTINCT_FRAMES",
+        "temporal": DETECT_VIDEO.TEMPORAL_FAKE_PROB.name,
+        "frame_time": DETECT_VIDEO.FRAME_TIME_S.name,
+        "frame_prob": DETECT_VIDEO.FRAME_FAKE_PROB.name,
+        "frame_face": DETECT_VIDEO.FRAME_HAS_FACE.name,
+        "audio": DETECT_VIDEO.AUDIO_FAKE_PROB.name,
+        "has_audio": DETECT_VIDEO.HAS_AUDIO.name,
+        "fake_prob": DETECT_VIDEO.FAKE_PROB.name,
+        "demo_weights": DETECT_VIDEO.DEMO_WEIGHTS.name,
+        "distinct_frames": DETECT_VIDEO.DISTINCT_FRAMES.name,
     }
 
     fake_prob: float
@@ -267,6 +295,7 @@ class VideoResult(_ResultBase):
     def from_outputs(cls, outputs: Outputs, *, source: str | None = None) -> VideoResult:
         """Build the result from the ensemble's output tensors."""
         names = cls.OUTPUTS
+        outputs = with_current_names(DETECT_VIDEO.name, outputs)
         probs = _flat(outputs, names["frame_prob"])
         times = _flat(outputs, names["frame_time"]) if names["frame_time"] in outputs else np.zeros(len(probs))
         faces = _flat(outputs, names["frame_face"]) if names["frame_face"] in outputs else np.ones(len(probs), bool)

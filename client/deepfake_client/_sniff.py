@@ -9,6 +9,7 @@ real decoding and has the last word on validity.
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -35,45 +36,93 @@ class Sniffed:
 
 
 def sniff(data: bytes) -> Sniffed | None:
-    """The media kind and format of ``data``, or None when it is not recognised."""
+    """The media kind and format of ``data``, or None when it is not recognised.
+
+    The first rule of :data:`_RULES` whose signature matches decides; its
+    answer may still be None (a RIFF file of an unknown form).
+    """
     head = bytes(data[:64])
-    if head.startswith(b"\xff\xd8\xff"):
-        return Sniffed("image", "jpeg")
-    if head.startswith(b"\x89PNG\r\n\x1a\n"):
-        return Sniffed("image", "png")
-    if head[:6] in (b"GIF87a", b"GIF89a"):
-        return Sniffed("image", "gif")
-    if head[:4] in (b"II*\x00", b"MM\x00*"):
-        return Sniffed("image", "tiff")
-    if head[:2] == b"BM" and len(head) >= 18 and struct.unpack_from("<I", head, 14)[0] in _BMP_DIB_SIZES:
-        return Sniffed("image", "bmp")
-    if head[:4] == b"RIFF" and len(head) >= 12:
-        form = head[8:12]
-        if form == b"WEBP":
-            return Sniffed("image", "webp")
-        if form == b"WAVE":
-            return Sniffed("audio", "wav")
-        if form == b"AVI ":
-            return Sniffed("video", "avi")
-        return None
-    if head[:4] == b"FORM" and head[8:12] in (b"AIFF", b"AIFC"):
-        return Sniffed("audio", "aiff")
-    if head.startswith(b"fLaC"):
-        return Sniffed("audio", "flac")
-    if head.startswith(b"OggS"):
-        return _sniff_ogg(data)
-    if head.startswith(b"\x1a\x45\xdf\xa3"):
-        return _sniff_ebml(data)
-    if len(head) >= 12 and head[4:8] == b"ftyp":
-        return _sniff_iso_bmff(data)
-    if len(head) >= 8 and head[4:8] in _QUICKTIME_ATOMS:
-        return Sniffed("video", "mov")
-    if head.startswith(b"ID3"):
-        return Sniffed("audio", "mp3")
-    if len(head) >= 2 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0:
-        layer = (head[1] >> 1) & 0x3
-        return Sniffed("audio", "aac" if layer == 0 else "mp3")
+    for matches, identify in _RULES:
+        if matches(head):
+            return identify(head, data)
     return None
+
+
+def _starts_with(*prefixes: bytes) -> Callable[[bytes], bool]:
+    """A rule signature: the file starts with one of ``prefixes``."""
+    return lambda head: head.startswith(prefixes)
+
+
+def _is(kind: MediaKind, fmt: str) -> Callable[[bytes, bytes], Sniffed]:
+    """A rule answer for formats the signature alone identifies."""
+    found = Sniffed(kind, fmt)
+    return lambda head, data: found
+
+
+def _is_bmp(head: bytes) -> bool:
+    """``BM`` alone is too common; a known DIB header size after the file header makes it a bitmap."""
+    return head[:2] == b"BM" and len(head) >= 18 and struct.unpack_from("<I", head, 14)[0] in _BMP_DIB_SIZES
+
+
+def _is_riff(head: bytes) -> bool:
+    """A RIFF header long enough to hold its form type."""
+    return head[:4] == b"RIFF" and len(head) >= 12
+
+
+def _riff_form(head: bytes, data: bytes) -> Sniffed | None:
+    """RIFF holds WebP images, WAV sound or AVI video, told apart by the form type; others are not media we take."""
+    return _RIFF_FORMS.get(head[8:12])
+
+
+def _is_aiff(head: bytes) -> bool:
+    """An IFF ``FORM`` of type AIFF or AIFC (other IFF forms are not audio)."""
+    return head[:4] == b"FORM" and head[8:12] in (b"AIFF", b"AIFC")
+
+
+def _is_iso_bmff(head: bytes) -> bool:
+    """MP4/MOV/3GP/HEIF: an ``ftyp`` box first."""
+    return len(head) >= 12 and head[4:8] == b"ftyp"
+
+
+def _is_old_quicktime(head: bytes) -> bool:
+    """QuickTime files from before ``ftyp`` start with one of its top-level atoms."""
+    return len(head) >= 8 and head[4:8] in _QUICKTIME_ATOMS
+
+
+def _is_mpeg_audio_frame(head: bytes) -> bool:
+    """Raw MP3/AAC (ADTS) start with an 11-bit frame sync."""
+    return len(head) >= 2 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0
+
+
+def _mpeg_audio(head: bytes, data: bytes) -> Sniffed:
+    """The frame header's layer field: 0 is ADTS (AAC), the others MPEG audio layers (MP3)."""
+    layer = (head[1] >> 1) & 0x3
+    return Sniffed("audio", "aac" if layer == 0 else "mp3")
+
+
+_RIFF_FORMS = {
+    b"WEBP": Sniffed("image", "webp"),
+    b"WAVE": Sniffed("audio", "wav"),
+    b"AVI ": Sniffed("video", "avi"),
+}
+
+#: (signature, answer) in the order they are tried: the first matching signature decides.
+_RULES: tuple[tuple[Callable[[bytes], bool], Callable[[bytes, bytes], Sniffed | None]], ...] = (
+    (_starts_with(b"\xff\xd8\xff"), _is("image", "jpeg")),
+    (_starts_with(b"\x89PNG\r\n\x1a\n"), _is("image", "png")),
+    (_starts_with(b"GIF87a", b"GIF89a"), _is("image", "gif")),
+    (_starts_with(b"II*\x00", b"MM\x00*"), _is("image", "tiff")),
+    (_is_bmp, _is("image", "bmp")),
+    (_is_riff, _riff_form),
+    (_is_aiff, _is("audio", "aiff")),
+    (_starts_with(b"fLaC"), _is("audio", "flac")),
+    (_starts_with(b"OggS"), lambda head, data: _sniff_ogg(data)),
+    (_starts_with(b"\x1a\x45\xdf\xa3"), lambda head, data: _sniff_ebml(data)),
+    (_is_iso_bmff, lambda head, data: _sniff_iso_bmff(data)),
+    (_is_old_quicktime, _is("video", "mov")),
+    (_starts_with(b"ID3"), _is("audio", "mp3")),
+    (_is_mpeg_audio_frame, _mpeg_audio),
+)
 
 
 def _sniff_ogg(data: bytes) -> Sniffed:

@@ -95,7 +95,7 @@ def _summary(result: DetectionResult) -> str:
         text = f"{len(result.faces)} face(s)" if result.face_found else "no face (center scored)"
         return text + (f", {result.faces_dropped} dropped" if result.faces_dropped else "")
     if isinstance(result, AudioResult):
-        return "silent" if result.silent else f"{len(result.windows)} window(s), {result.real_seconds:.1f}s"
+        return "silent" if result.audio_silent else f"{len(result.windows)} window(s), {result.duration_s:.1f}s"
     if isinstance(result, VideoResult):
         faces = sum(f.has_face for f in result.frames)
         audio = f", audio {result.audio_fake_prob:.3f}" if result.audio_fake_prob is not None else ", no audio"

@@ -2,7 +2,8 @@
 
 Without ``--checkpoints`` the four detectors get seeded demo weights and are
 marked ``weights: demo`` in their configs, ONNX metadata and the export
-manifest; MTCNN always uses facenet-pytorch's pretrained weights. Work whose
+manifest. MTCNN uses facenet-pytorch's pretrained weights unless the checkpoint
+folder holds ``pnet``, ``rnet`` or ``onet`` files, which replace them. Work whose
 inputs (code, weights) did not change is skipped.
 """
 
@@ -18,8 +19,8 @@ from pathlib import Path
 
 import torch
 
+import deepfake_contract as contract
 import deepfake_export
-import deepfake_serving.contract as contract
 from deepfake_export.models import BUILDERS
 from deepfake_export.onnx_export import ParityError, check_parity, export_onnx, publish
 from deepfake_export.weights import CheckpointError, load_weights
@@ -27,14 +28,15 @@ from deepfake_serving.model_configs import write_detector_configs
 
 log = logging.getLogger("deepfake_export")
 
-#: Where each network's ONNX file lives in the model repository. MTCNN's
-#: stages are run in-process by the face_detector Python model.
-FACE_DETECTOR = "face_detector"
+#: MTCNN's stages are run in-process by the face_detector Python model, so
+#: their ONNX files live beside its model.py.
+MTCNN_STAGE_NAMES = {stage.name for stage in contract.MTCNN_STAGES}
 
 
 def onnx_path(repository: Path, name: str) -> Path:
-    if name in ("pnet", "rnet", "onet"):
-        return repository / FACE_DETECTOR / "1" / f"{name}.onnx"
+    """Where a network's ONNX file lives in the model repository."""
+    if name in MTCNN_STAGE_NAMES:
+        return repository / contract.FACE_DETECTOR.name / "1" / f"{name}.onnx"
     return repository / name / "1" / "model.onnx"
 
 
@@ -42,13 +44,21 @@ def code_fingerprint() -> str:
     """Hash of the code that shapes the exported graphs: a change re-exports."""
     digest = hashlib.sha256(torch.__version__.encode())
     package = Path(deepfake_export.__file__).parent
-    sources = [package / name for name in ("models.py", "onnx_export.py", "weights.py")] + [Path(contract.__file__)]
+    sources = [package / name for name in ("models.py", "onnx_export.py", "weights.py")] + [
+        Path(contract.networks.__file__)
+    ]
     for path in sources:
         digest.update(path.read_bytes())
     return digest.hexdigest()
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Export the networks named by ``argv`` (all by default) and write their configs.
+
+    Returns the exit status: 0 on success, 2 when a checkpoint is missing or does
+    not fit, or when an ONNX file fails the parity check (the served file is then
+    left as it was).
+    """
     parser = argparse.ArgumentParser(prog="python -m deepfake_export", description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--repository", type=Path, default=Path("model_repository"), help="model repository to write into"

@@ -1,11 +1,11 @@
-"""The spec's networks, layer for layer (``../shared/spec/model-spec.md``).
+"""The served networks, layer for layer (documented in ``docs/models.md``).
 
 These classes are the source of truth for the architectures. Parameter names
 follow the libraries trained checkpoints usually come from (efficientnet-pytorch
 for the visual backbone, torchvision's ResNet naming for the audio backbone,
 facenet-pytorch for MTCNN), so their state dicts load without renaming.
 
-Every detector returns logits, as the spec draws it; :class:`WithProbabilities`
+Every detector returns its raw two-class logits; :class:`WithProbabilities`
 adds the softmax for export so Triton serves ``[real_prob, fake_prob]``.
 """
 
@@ -14,13 +14,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-# Spec section 3: inputs arrive normalized with the ImageNet statistics.
+# Image inputs arrive normalized with the ImageNet statistics (docs/models.md, visual detector).
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 class VisualDetector(nn.Module):
-    """Spec section 3: EfficientNet-B4 (1792-d pooled) -> 512 -> 2."""
+    """The visual detector: EfficientNet-B4 (1792-d pooled) -> 512 -> 2, on face crops."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -43,6 +43,7 @@ class VisualDetector(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits ``[N, 2]`` of normalized face crops ``[N, 3, 224, 224]``."""
         features = self.pool(self.backbone.extract_features(x)).flatten(1)
         return self.head(features)
 
@@ -50,7 +51,7 @@ class VisualDetector(nn.Module):
 class FeatureScaler(nn.Module):
     """A StandardScaler as buffers: ``(x - mean) / scale``.
 
-    The spec ships the scaler as a pickle; unpickling runs code, so the
+    Such a scaler is usually shipped as a scikit-learn pickle; unpickling runs code, so the
     scaler's two vectors live in the checkpoint and the ONNX graph instead.
     """
 
@@ -60,11 +61,12 @@ class FeatureScaler(nn.Module):
         self.register_buffer("scale", torch.ones(num_features))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Standardize raw features with the checkpoint's ``mean`` and ``scale``."""
         return (x - self.mean) / self.scale
 
 
 class ForensicClassifier(nn.Module):
-    """Spec section 4: scaler -> MLP 12 -> 64 -> 32 -> 2 with BatchNorm/ReLU/Dropout."""
+    """The forensic classifier: scaler -> MLP 12 -> 64 -> 32 -> 2 with BatchNorm/ReLU/Dropout."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -82,6 +84,7 @@ class ForensicClassifier(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits ``[N, 2]`` of raw (unscaled) forensic features ``[N, 12]``."""
         return self.mlp(self.scaler(x))
 
 
@@ -100,6 +103,7 @@ class BasicBlock(nn.Module):
             self.downsample = nn.Sequential(nn.Conv2d(in_planes, planes, 1, stride, bias=False), nn.BatchNorm2d(planes))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Two 3x3 convolutions plus the (downsampled, where the shape changes) input."""
         identity = x if self.downsample is None else self.downsample(x)
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
@@ -126,13 +130,14 @@ class ResNet18Features(nn.Module):
         self.avgpool = nn.AdaptiveAvgPool2d(1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Pooled ``[N, 512]`` features of ``[N, C, H, W]`` input."""
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
         return self.avgpool(x).flatten(1)
 
 
 class AudioDetector(nn.Module):
-    """Spec section 5: ResNet18 (1 input channel) -> 512 -> 128 -> 2."""
+    """The audio detector: ResNet18 (1 input channel) -> 512 -> 128 -> 2, on a log-mel spectrogram."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -145,11 +150,12 @@ class AudioDetector(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits ``[N, 2]`` of log-mel windows ``[N, 1, 80, 251]``."""
         return self.head(self.backbone(x))
 
 
 def _conv3d_block(cin: int, cout: int, kernel: tuple[int, int, int], stride: tuple[int, int, int]) -> nn.Sequential:
-    # "Same" padding: the spec gives kernels and strides only, and without
+    # "Same" padding: the architecture fixes kernels and strides only, and without
     # padding the 16-frame axis shrinks to nothing before the last conv
     # (16 -> 14 -> 12 -> 6 -> 4 -> 2 -> 0).
     padding = tuple(k // 2 for k in kernel)
@@ -161,7 +167,7 @@ def _conv3d_block(cin: int, cout: int, kernel: tuple[int, int, int], stride: tup
 
 
 class TemporalAnalyzer(nn.Module):
-    """Spec section 6: a 3D CNN over (batch, 16, 3, 224, 224) frames."""
+    """The temporal analyzer: a 3D CNN over (batch, 16, 3, 224, 224) frames."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -184,6 +190,7 @@ class TemporalAnalyzer(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits ``[N, 2]`` of normalized frames ``[N, 16, 3, 224, 224]``."""
         # (batch, frames, channels, H, W) -> (batch, channels, frames, H, W)
         return self.head(self.features(x.permute(0, 2, 1, 3, 4)))
 
@@ -205,6 +212,7 @@ class PNet(nn.Module):
         self.conv4_2 = nn.Conv2d(32, 4, kernel_size=1)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Box offsets ``[N, 4, h, w]`` and face probabilities ``[N, 2, h, w]``, one per 12x12 cell."""
         x = self.prelu1(self.conv1(x))
         x = self.pool1(x)
         x = self.prelu2(self.conv2(x))
@@ -232,6 +240,7 @@ class RNet(nn.Module):
         self.dense5_2 = nn.Linear(128, 4)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Box offsets ``[N, 4]`` and face probabilities ``[N, 2]`` of 24x24 candidates."""
         x = self.pool1(self.prelu1(self.conv1(x)))
         x = self.pool2(self.prelu2(self.conv2(x)))
         x = self.prelu3(self.conv3(x))
@@ -265,6 +274,7 @@ class ONet(nn.Module):
         self.dense6_3 = nn.Linear(256, 10)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Box offsets ``[N, 4]``, landmarks ``[N, 10]`` and face probabilities ``[N, 2]`` of 48x48 candidates."""
         x = self.pool1(self.prelu1(self.conv1(x)))
         x = self.pool2(self.prelu2(self.conv2(x)))
         x = self.pool3(self.prelu3(self.conv3(x)))
@@ -282,11 +292,12 @@ class WithProbabilities(nn.Module):
         self.detector = detector
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(softmax probabilities, logits)``: the ``output`` and ``logits`` tensors Triton serves."""
         logits = self.detector(x)
         return torch.softmax(logits, dim=1), logits
 
 
-#: Builders by the served name; the order is the spec's.
+#: Builders by the served name: the four detectors in the order of docs/models.md, then MTCNN's stages.
 BUILDERS: dict[str, type[nn.Module]] = {
     "visual_detector": VisualDetector,
     "forensic_classifier": ForensicClassifier,

@@ -17,9 +17,9 @@ import onnxruntime as ort
 import torch
 from torch import nn
 
+from deepfake_contract import ModelSpec
 from deepfake_export.models import WithProbabilities
 from deepfake_export.weights import WeightsSource
-from deepfake_serving.contract import NetworkSpec
 
 OPSET = 17
 TOLERANCE = 1e-4
@@ -32,20 +32,20 @@ class ParityError(AssertionError):
     """ONNX Runtime and PyTorch disagree on an exported network."""
 
 
-def exportable(module: nn.Module, spec: NetworkSpec) -> nn.Module:
+def exportable(module: nn.Module, spec: ModelSpec) -> nn.Module:
     """The module as exported: detectors get a softmax, MTCNN is as is."""
     if spec.outputs[0].name == "output":
         return WithProbabilities(module)
     return module
 
 
-def sample_inputs(spec: NetworkSpec, batch: int, seed: int = 0) -> np.ndarray:
+def sample_inputs(spec: ModelSpec, batch: int, seed: int = 0) -> np.ndarray:
     """Random inputs of the network's shape (standard normal, a fixed seed)."""
     dims = tuple(PNET_CHECK_HW[i - 1] if d == -1 else d for i, d in enumerate(spec.inputs[0].dims))
     return np.random.default_rng(seed).standard_normal((batch, *dims), dtype=np.float32)
 
 
-def export_onnx(module: nn.Module, spec: NetworkSpec, path: Path, source: WeightsSource) -> Path:
+def export_onnx(module: nn.Module, spec: ModelSpec, path: Path, source: WeightsSource) -> Path:
     """Write ``module`` (already in eval mode with its weights) next to ``path``, as ``<name>.onnx.tmp``.
 
     Returns the temporary file. :func:`publish` moves it onto ``path`` once it has
@@ -96,14 +96,14 @@ def publish(tmp: Path, path: Path) -> None:
     tmp.replace(path)
 
 
-def parity(module: nn.Module, spec: NetworkSpec, path: Path) -> float:
+def parity(module: nn.Module, spec: ModelSpec, path: Path) -> float:
     """Largest absolute difference between PyTorch and ONNX Runtime outputs
     (probabilities for detectors, every output for MTCNN) at batch 1 and 8."""
     net = exportable(module, spec).eval()
     options = ort.SessionOptions()
     options.intra_op_num_threads = 2
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    # Probabilities for detectors (the issue's criterion); every output for
+    # Probabilities for detectors (what the pipelines read); every output for
     # MTCNN, whose regressions and scores are all used by the cascade.
     compared = [0] if spec.outputs[0].name == "output" else list(range(len(spec.outputs)))
     worst = 0.0
@@ -117,7 +117,8 @@ def parity(module: nn.Module, spec: NetworkSpec, path: Path) -> float:
     return worst
 
 
-def check_parity(module: nn.Module, spec: NetworkSpec, path: Path) -> float:
+def check_parity(module: nn.Module, spec: ModelSpec, path: Path) -> float:
+    """Return :func:`parity`'s worst difference, or raise :class:`ParityError` above ``TOLERANCE``."""
     worst = parity(module, spec, path)
     if not worst <= TOLERANCE:
         raise ParityError(f"{spec.name}: ONNX Runtime differs from PyTorch by {worst:.3g} (> {TOLERANCE})")

@@ -2,7 +2,7 @@
 
 Runs on a GPU node after ``python -m deepfake_export`` (the compose ``export``
 service, the Kubernetes export Job). For each detector of
-:data:`deepfake_serving.contract.DETECTORS` it builds an FP16 engine with one
+:data:`deepfake_contract.DETECTORS` it builds an FP16 engine with one
 optimization profile covering batch 1..``max_batch_size`` (opt = the largest
 GPU preferred batch size), writes ``<model>/1/model.plan`` and a
 ``<model>/configs/trt.pbtxt`` that serves it with ``platform: "tensorrt_plan"``.
@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from deepfake_serving.contract import DETECTORS, NetworkSpec, by_name
+from deepfake_contract import DETECTORS, ModelSpec, by_name
 from deepfake_serving.model_configs import BATCHING, detector_config, gpu_overlay, to_pbtxt
 
 log = logging.getLogger("deepfake_export.tensorrt")
@@ -59,7 +59,7 @@ class Profile:
     max_shape: tuple[int, ...]
 
 
-def optimization_profile(spec: NetworkSpec) -> Profile:
+def optimization_profile(spec: ModelSpec) -> Profile:
     """Batch 1..max_batch_size; optimized for the largest GPU preferred batch size.
 
     The opt batch is where TensorRT picks its kernels, so it is the batch the
@@ -112,7 +112,7 @@ def trtexec_command(
     return command
 
 
-def plan_config(spec: NetworkSpec) -> dict[str, Any]:
+def plan_config(spec: ModelSpec) -> dict[str, Any]:
     """``configs/trt.pbtxt``: the GPU overlay served from the plan.
 
     Same name, tensors, batching and warmup as ``configs/gpu.pbtxt``; the
@@ -130,6 +130,7 @@ def plan_config(spec: NetworkSpec) -> dict[str, Any]:
 
 
 def find_trtexec() -> str | None:
+    """Path of the ``trtexec`` binary (on ``PATH`` or in the NGC image's folder), or None."""
     for candidate in TRTEXEC_CANDIDATES:
         found = shutil.which(candidate)
         if found:
@@ -195,6 +196,12 @@ def build_plan(
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Build a TensorRT plan and its ``configs/trt.pbtxt`` for each exported detector.
+
+    Returns the exit status: 0 on success (or without TensorRT under
+    ``--if-available``), 2 when an ONNX file is missing, 3 when TensorRT is
+    unavailable.
+    """
     parser = argparse.ArgumentParser(prog="python -m deepfake_export.tensorrt", description=__doc__.split("\n\n")[0])
     parser.add_argument("--repository", type=Path, default=Path("model_repository"))
     parser.add_argument("--only", nargs="*", choices=[s.name for s in DETECTORS])

@@ -17,12 +17,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
+import deepfake_contract as contract
 from deepfake_export.models import FeatureScaler
 
-MTCNN_STAGES = ("pnet", "rnet", "onet")
+MTCNN_STAGES = tuple(stage.name for stage in contract.MTCNN_STAGES)
 CHECKPOINT_SUFFIXES = (".safetensors", ".pt", ".pth")
 
-# Spec section 4's documented feature ranges, as (low, high). The demo scaler
+# The forensic features' nominal ranges (docs/models.md), as (low, high). The demo scaler
 # centers each feature on its range so the demo MLP sees inputs of unit scale.
 FORENSIC_RANGES = (
     (0, 1),
@@ -41,7 +42,7 @@ FORENSIC_RANGES = (
 
 
 class CheckpointError(RuntimeError):
-    """A checkpoint is missing or does not fit the spec's architecture."""
+    """A checkpoint is missing or does not fit the architecture in ``models.py``."""
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,7 @@ class WeightsSource:
 
     @property
     def is_demo(self) -> bool:
+        """Whether these are seeded random weights, whose scores mean nothing."""
         return self.kind == "demo"
 
 
@@ -63,6 +65,7 @@ def demo_seed(name: str) -> int:
 
 
 def sha256_file(path: Path) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB blocks."""
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
@@ -139,9 +142,7 @@ def _calibrate_batchnorm(module: nn.Module, name: str, seed: int) -> None:
     norms = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     if not norms:
         return
-    from deepfake_serving.contract import by_name
-
-    dims = by_name(name).inputs[0].dims
+    dims = contract.by_name(name).inputs[0].dims
     generator = torch.Generator().manual_seed(seed)
     batch = torch.randn((4, *dims), generator=generator)
     for norm in norms:
@@ -189,10 +190,10 @@ def init_demo(module: nn.Module, name: str) -> WeightsSource:
 def load_weights(module: nn.Module, name: str, checkpoints: Path | None) -> WeightsSource:
     """Fill ``module`` with its weights and say where they came from.
 
-    MTCNN always uses facenet-pytorch's pretrained weights unless the
-    checkpoint directory overrides them; the detectors use the checkpoint
-    directory when given (every detector must be there) and demo weights
-    otherwise.
+    An MTCNN stage uses its ``pnet``/``rnet``/``onet`` file from the
+    checkpoint directory when there is one and facenet-pytorch's pretrained
+    weights otherwise; the detectors use the checkpoint directory when given
+    (every detector must be there) and demo weights otherwise.
     """
     if checkpoints is not None:
         try:

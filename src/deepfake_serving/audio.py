@@ -1,20 +1,20 @@
 """Audio decoding, windowing and log-mel features for the audio detector.
 
-Spec section 5 trains on ``librosa.load(sr=16000)`` + a 4-second
+The audio detector is trained on ``librosa.load(sr=16000)`` + a 4-second
 ``melspectrogram(n_fft=1024, hop_length=256, n_mels=80)`` +
 ``power_to_db(ref=np.max)``. The serving path cannot depend on librosa (numba,
 slow import, file-path oriented), so this module reproduces the same numbers
 with NumPy/SciPy and decodes in memory with PyAV. ``tests/unit/test_audio.py``
 keeps librosa as the oracle.
 
-Choices that differ from, or are not pinned by, the spec:
+Choices that differ from, or are not pinned by, that librosa recipe:
 
 * Resampling: every frame is decoded at its native rate, converted to float
   exactly (integer PCM divided by its full scale), down-mixed to mono by the
   channel mean (``librosa.to_mono`` semantics; swresample's down-mix would
   apply -3 dB centre/surround mix levels instead), then resampled with soxr at
   quality "HQ" in float32, which is what ``librosa.load(sr=16000)`` does, so
-  training features computed with the spec's code match the served ones. The
+  training features computed with librosa match the served ones. The
   resampler streams (``soxr.ResampleStream``, bit-identical to the one-shot
   call): native-rate samples are never held, only the 16 kHz output.
 * Cost limits, from the header before decoding and again while decoding:
@@ -24,8 +24,10 @@ Choices that differ from, or are not pinned by, the spec:
   per run of equal rate), and the request's :class:`~deepfake_serving.budget.WorkBudget`.
 * Windowing: 4 s windows with a 2 s hop; the last window is aligned to the end
   of the audio (so nothing is padded except audio shorter than 4 s, which is
-  zero-padded at the end as in the spec). Consumers aggregate per-window
-  scores; every sample is covered by one or two windows.
+  zero-padded at the end). Consumers aggregate per-window scores; every
+  sample is covered by one to three windows: three near the end, where the
+  end-aligned window overlaps the regular ones (a 9 s clip has starts 0, 2,
+  4 and 5 s).
 * Silence: ``power_to_db(ref=np.max)`` normalises every window to its own peak,
   so digital silence yields a constant 0 dB image (librosa's own output, no
   NaN) and near-silence is amplified to full scale. :func:`is_silent` flags
@@ -41,14 +43,22 @@ Choices that differ from, or are not pinned by, the spec:
 
 from __future__ import annotations
 
-import io
 import math
 
 import av
 import numpy as np
 import soxr
 
+from deepfake_contract import AUDIO, AUDIO_PREPROCESS
 from deepfake_serving.budget import UNLIMITED, WorkBudget
+from deepfake_serving.containers import (
+    check_bytes,
+    check_declared_duration,
+    decoding_errors,
+    first_stream,
+    open_container,
+    require_decoder,
+)
 from deepfake_serving.errors import RequestError
 
 SAMPLE_RATE = 16000
@@ -62,28 +72,24 @@ N_FRAMES = 1 + WINDOW_SAMPLES // HOP_LENGTH  # 251 (center=True)
 AMIN = 1e-10
 TOP_DB = 80.0
 
-DEFAULT_MAX_BYTES = 64 * 1024 * 1024
-DEFAULT_MAX_DURATION_S = 120.0
-# 59 windows cover DEFAULT_MAX_DURATION_S; 64 is the audio detector's max batch.
-DEFAULT_MAX_WINDOWS = 64
+# The limits and why they are what they are: deepfake_contract.pipelines.
+DEFAULT_MAX_BYTES = int(AUDIO_PREPROCESS.limits["max_bytes"])
+DEFAULT_MAX_DURATION_S = float(AUDIO_PREPROCESS.limits["max_duration_s"])
+DEFAULT_MAX_WINDOWS = int(AUDIO_PREPROCESS.limits["max_windows"])
 # Peak below -60 dBFS: quieter than any usable speech recording, louder than
 # dither/room noise of a "silent" 16-bit file.
 SILENCE_PEAK_DBFS = -60.0
 
-SUPPORTED_AUDIO = "WAV, FLAC, MP3, OGG/Vorbis or Opus"
+SUPPORTED_AUDIO = AUDIO.formats
 # A decodable stream this much shorter than its container's declared duration
 # is treated as a truncated upload rather than silently scored on a fragment.
 _TRUNCATION_TOLERANCE_S = 0.5
 _TRUNCATION_TOLERANCE_FRAC = 0.1
 _MAX_NATIVE_RATE = 768000
-#: 600 s at 96 kHz: about 2 CPU seconds of resampling (extrapolated from 0.27 s measured for 7.7 M samples).
-DEFAULT_MAX_NATIVE_SAMPLES = 600 * 96000
-#: Real recordings keep one rate; a concatenation may change it a few times.
-DEFAULT_MAX_RATE_CHANGES = 8
+DEFAULT_MAX_NATIVE_SAMPLES = int(AUDIO_PREPROCESS.limits["max_native_samples"])
+DEFAULT_MAX_RATE_CHANGES = int(AUDIO_PREPROCESS.limits["max_rate_changes"])
 _RESAMPLE_QUALITY = "HQ"
 _BUDGET_EVERY_FRAMES = 256
-
-_PYAV_ERRORS: tuple[type[BaseException], ...] = (av.FFmpegError, OSError, ValueError, EOFError, IndexError)
 
 
 # --------------------------------------------------------------------------
@@ -154,15 +160,6 @@ class _Resampled:
         return np.concatenate(self._out) if self._out else np.zeros(0, np.float32)
 
 
-def _check_bytes(data: bytes, max_bytes: int, input_name: str) -> None:
-    if not isinstance(data, (bytes, bytearray, memoryview)):
-        raise RequestError(input_name, f"expected encoded media bytes, got {type(data).__name__}")
-    if len(data) == 0:
-        raise RequestError(input_name, "empty input; send the encoded file's bytes")
-    if len(data) > max_bytes:
-        raise RequestError(input_name, f"{len(data)} bytes exceeds the limit of {max_bytes} bytes")
-
-
 def decode_audio_stream(
     container: av.container.InputContainer,
     stream: av.audio.stream.AudioStream,
@@ -180,14 +177,8 @@ def decode_audio_stream(
     duration and cost limits are enforced while decoding too, because headers
     can lie (a tiny Opus/FLAC file can expand to hours of samples).
     """
-    if stream.codec_context is None or not stream.codec_context.name:
-        name = stream.codec_context.name if stream.codec_context is not None else None
-        raise RequestError(
-            input_name, f"audio codec {name or 'unknown'} cannot be decoded; accepted: {SUPPORTED_AUDIO}"
-        )
-    declared_s = _declared_duration_s(container, stream)
-    if declared_s is not None and declared_s > max_duration_s + _TRUNCATION_TOLERANCE_S:
-        raise RequestError(input_name, f"duration {declared_s:.1f} s exceeds the limit of {max_duration_s:g} s")
+    require_decoder(stream, "audio", input_name, SUPPORTED_AUDIO)
+    declared_s = check_declared_duration(container, stream, max_duration_s, input_name)
     declared_rate = int(stream.codec_context.sample_rate or 0)
     if declared_s is not None and declared_s * declared_rate > max_native_samples:
         raise RequestError(input_name, _native_samples_problem(declared_s * declared_rate, max_native_samples))
@@ -195,7 +186,7 @@ def decode_audio_stream(
     resampled = _Resampled(target_sr)
     decoded_s = 0.0
     native_samples = 0
-    try:
+    with decoding_errors(input_name, "audio"):
         for count, frame in enumerate(container.decode(stream)):
             rate = int(frame.sample_rate)
             if rate <= 0 or rate > _MAX_NATIVE_RATE:
@@ -219,10 +210,6 @@ def decode_audio_stream(
                 raise RequestError(input_name, _native_samples_problem(native_samples, max_native_samples))
             if count % _BUDGET_EVERY_FRAMES == 0:
                 budget.check("audio decoding")
-    except RequestError:
-        raise
-    except _PYAV_ERRORS as exc:
-        raise RequestError(input_name, f"corrupt or truncated audio ({_describe(exc)})") from None
 
     if decoded_s == 0.0:
         raise RequestError(input_name, "no audio samples could be decoded")
@@ -236,31 +223,11 @@ def decode_audio_stream(
 
 
 def _native_samples_problem(samples: float, limit: int) -> str:
+    """The max_native_samples refusal, worded the same whether from the header or from decoding."""
     return (
         f"{samples / 1e6:.0f} M samples at the native rate exceed the limit of {limit / 1e6:.1f} M "
         "(max_native_samples: duration x sample rate); send a shorter file or a lower sample rate"
     )
-
-
-def _declared_duration_s(container: av.container.InputContainer, stream: av.stream.Stream) -> float | None:
-    if stream.duration is not None and stream.time_base is not None and stream.duration > 0:
-        return float(stream.duration * stream.time_base)
-    if container.duration is not None and container.duration > 0:
-        return container.duration / av.time_base
-    return None
-
-
-def _describe(exc: BaseException) -> str:
-    text = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
-    return text.splitlines()[0][:200]
-
-
-def open_container(data: bytes, input_name: str, accepted: str) -> av.container.InputContainer:
-    """Open bytes with FFmpeg's format probing, mapping every failure to a RequestError."""
-    try:
-        return av.open(io.BytesIO(bytes(data)), mode="r")
-    except _PYAV_ERRORS as exc:
-        raise RequestError(input_name, f"not a readable media file ({_describe(exc)}); accepted: {accepted}") from None
 
 
 def decode_audio(
@@ -280,15 +247,12 @@ def decode_audio(
     audio, truncated, no audio stream, unsupported codec, over a limit); PyAV's
     own exceptions never escape.
     """
-    _check_bytes(data, max_bytes, input_name)
+    check_bytes(data, max_bytes, input_name)
     container = open_container(data, input_name, SUPPORTED_AUDIO)
     with container:
-        if not container.streams.audio:
-            raise RequestError(input_name, f"no audio stream found; accepted: {SUPPORTED_AUDIO}")
-        stream = container.streams.audio[0]
         return decode_audio_stream(
             container,
-            stream,
+            first_stream(container, "audio", input_name, SUPPORTED_AUDIO),
             target_sr=target_sr,
             max_duration_s=max_duration_s,
             input_name=input_name,
@@ -322,7 +286,7 @@ def window_audio(
 
     Returns ``(windows float32[w, window], starts_s float32[w], real_seconds)``
     where ``real_seconds`` is the length of the actual (unpadded) audio.
-    Shorter-than-window audio is zero-padded at the end (spec section 5).
+    Shorter-than-window audio is zero-padded at the end (as the training features are).
     Longer audio gets windows every ``hop_s`` plus one aligned to the end, so
     the tail is covered without padding. If more than ``max_windows`` would be
     needed, ``max_windows`` starts are spread evenly from the first to the
@@ -443,10 +407,10 @@ def power_to_db(mel: np.ndarray, *, amin: float = AMIN, top_db: float = TOP_DB) 
 
 
 def mel_spectrogram_db(samples_16k: np.ndarray) -> np.ndarray:
-    """Spec section 5 features of one 4 s window: float32[80, 251] in dB (max 0).
+    """The audio detector's input for one 4 s window: float32[80, 251] in dB (max 0).
 
-    Input shorter or longer than 64000 samples is padded/trimmed as in the
-    spec's ``preprocess_audio``.
+    Input shorter than 64000 samples is zero-padded at the end and longer
+    input is trimmed to its first 64000 samples, as in the training code.
     """
     y = np.asarray(samples_16k, dtype=np.float32).reshape(-1)
     if y.size != WINDOW_SAMPLES:

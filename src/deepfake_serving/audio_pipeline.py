@@ -47,18 +47,18 @@ class AudioWindows:
     mel: np.ndarray  # float32[w, 1, 80, 251]
     starts_s: np.ndarray  # float32[w]
     silent: np.ndarray  # bool[w]
-    real_seconds: float  # decoded (unpadded) duration
+    duration_s: float  # decoded (unpadded) duration
 
 
 def windows_from_samples(samples_16k: np.ndarray, limits: AudioLimits = DEFAULT_LIMITS) -> AudioWindows:
     """Window, mel and silence flags of already decoded mono 16 kHz audio (also a video's track)."""
-    windows, starts, real_seconds = A.window_audio(samples_16k, max_windows=limits.max_windows)
+    windows, starts, duration_s = A.window_audio(samples_16k, max_windows=limits.max_windows)
     silent = np.array([A.is_silent(w, limits.silence_peak_dbfs) for w in windows], dtype=bool)
     return AudioWindows(
         mel=A.mel_batch_db(windows).astype(np.float32),
         starts_s=starts.astype(np.float32),
         silent=silent,
-        real_seconds=float(real_seconds),
+        duration_s=float(duration_s),
     )
 
 

@@ -51,6 +51,7 @@ class WorkBudget:
 
     @property
     def used_s(self) -> float:
+        """CPU seconds this request has used since the budget was made."""
         return self._clock() - self._start
 
     def check(self, step: str) -> None:

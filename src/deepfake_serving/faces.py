@@ -1,6 +1,6 @@
 """From MTCNN boxes to the visual detector's input tensor.
 
-The visual detector (spec section 3) was trained on ``cv2.resize(image,
+The visual detector was trained on ``cv2.resize(image,
 (224, 224))`` with OpenCV's default ``INTER_LINEAR``, so every resize here uses
 it too, even where ``INTER_AREA`` would alias less: matching training matters
 more than prettier crops.
@@ -24,7 +24,7 @@ class FaceSelection(NamedTuple):
 
     ``dropped`` counts confident faces left out because of ``max_faces``, so a
     response can say "analysed 8 of 11 faces". Detections at or below the
-    confidence threshold are not faces (spec section 7) and are not counted.
+    confidence threshold (0.9 by default) are not faces and are not counted.
     """
 
     boxes: np.ndarray  # float32[n, 4], x1, y1, x2, y2
@@ -58,7 +58,7 @@ def crop_face(image: np.ndarray, box: np.ndarray, *, margin: float = 0.2) -> np.
     140-pixel crop, because deepfake artefacts sit at the face's boundary.
     The crop is clamped to the image (not padded), rounded outwards to whole
     pixels, and always at least one pixel, then resized without keeping the
-    aspect ratio, as spec section 3 does.
+    aspect ratio, as the visual detector's training preprocessing does.
     """
     height, width = image.shape[:2]
     x1, y1, x2, y2 = (float(v) for v in box[:4])
@@ -79,7 +79,10 @@ def center_crop(image: np.ndarray) -> np.ndarray:
 
 
 def normalize_for_visual(crops: np.ndarray) -> np.ndarray:
-    """uint8 ``[N, 224, 224, 3]`` RGB crops -> float32 ``[N, 3, 224, 224]`` (spec section 3)."""
+    """uint8 ``[N, 224, 224, 3]`` RGB crops -> float32 ``[N, 3, 224, 224]``, ImageNet-normalized.
+
+    The normalization is the visual detector's (docs/models.md, visual detector).
+    """
     if crops.ndim != 4 or crops.shape[1:] != (CROP_SIZE, CROP_SIZE, 3):
         raise ValueError(f"expected [N, {CROP_SIZE}, {CROP_SIZE}, 3] crops, got {crops.shape}")
     x = (crops.astype(np.float32) / np.float32(255.0) - MEAN) / STD

@@ -1,6 +1,6 @@
-"""The 12 forensic features of spec section 4, on 224x224 RGB face crops.
+"""The 12 forensic features (docs/models.md, forensic classifier), on 224x224 RGB face crops.
 
-Features 1-11 are the spec's reference code, value for value: the unit test
+Features 1-11 are the reference implementation's, value for value: the unit test
 keeps the reference verbatim as the oracle and checks every feature to a
 relative 1e-4 (the observed differences are ~1e-15). The arithmetic is
 rearranged where that is cheaper and exact:
@@ -17,9 +17,9 @@ rearranged where that is cheaper and exact:
   noise's mean absolute value from ``cv2.norm``.
 
 Cost, and why the denoise is split. ``cv2.fastNlMeansDenoisingColored`` is the
-spec's own call and sets features 5-10, so it is kept as the same OpenCV code
+reference's own call and sets features 5-10, so it is kept as the same OpenCV code
 on the same data. Internally it converts the image to Lab (``COLOR_LBGR2Lab``:
-the spec passes RGB where OpenCV expects BGR, and that is reproduced), runs
+the reference passes RGB where OpenCV expects BGR, and that is reproduced), runs
 ``fastNlMeansDenoising`` on L (h=10) and then on ab (h=10), and converts back.
 OpenCV splits that work into ``max(1, pixels / 2**17)`` stripes, which is one
 stripe for a 224x224 crop: ``cv2.setNumThreads`` changes nothing and the call
@@ -30,10 +30,10 @@ parallel, and the output is bit-identical to the reference (tested). The other
 features are computed on the calling thread while the pool denoises.
 
 Measured 2026-11-24 on the 2-core development machine (OpenCV 4.11.0.86,
-NumPy 1.26.4, SciPy 1.17.1) with ``PYTHONPATH=src:. python -m
-tests.unit.test_forensics`` (20 astronaut crops, minimum of 5 interleaved
-runs). The machine's timings wander by +-30% between runs (other load on the
-host), so the figures are the range of the minima over four runs:
+NumPy 1.26.4, SciPy 1.17.1) with ``python -m perf.measure_forensics`` (20
+astronaut crops, minimum of 5 interleaved runs). The machine's timings wander
+by +-30% between runs (other load on the host), so the figures are the range
+of the minima over four runs:
 
 ====================================================  ==========
 per 224x224 crop                                       ms
@@ -54,7 +54,8 @@ approaches the denoise's total CPU time divided by the cores. Splitting the
 passes into row stripes (with 13 rows of overlap) would also be exact, but
 costs ~12% more CPU for ~15% less single-crop latency, so it is not done.
 
-Feature 12, ``blocking_score``, is 0 in the spec; see :func:`blocking_score`.
+Feature 12, ``blocking_score``, is a constant 0 placeholder in the reference;
+this module computes a real one: see :func:`blocking_score`.
 
 Everything is returned as float64; the Triton model casts to float32 at its
 output, so the one rounding happens in one place.
@@ -88,7 +89,7 @@ CROP_SHAPE = (224, 224, 3)
 BLOCK = 8
 BLOCKING_RANGE = (0.0, 20.0)
 
-# The spec's call: fastNlMeansDenoisingColored(image, None, 10, 10, 7, 21).
+# The reference's call: fastNlMeansDenoisingColored(image, None, 10, 10, 7, 21).
 _NLM_H = 10.0
 _NLM_H_COLOR = 10.0
 _NLM_TEMPLATE = 7
@@ -159,7 +160,7 @@ class _Denoise:
     """The reference's colored NLM of one crop, its L and ab passes started separately."""
 
     def __init__(self, image: np.ndarray) -> None:
-        # LBGR on an RGB image, exactly as fastNlMeansDenoisingColored does with the spec's input.
+        # LBGR on an RGB image, exactly as fastNlMeansDenoisingColored does with the reference's input.
         self.lab = cv2.cvtColor(image, cv2.COLOR_LBGR2Lab)
         self.l_plane = np.ascontiguousarray(self.lab[..., 0])
         self.ab_planes = np.ascontiguousarray(self.lab[..., 1:])
@@ -205,7 +206,7 @@ def _spectral_features(gray: np.ndarray) -> tuple[float, float, float, float]:
     magnitude = cv2.magnitude(spectrum[..., 0], spectrum[..., 1])
     total = float(magnitude.sum())
     if total == 0.0:
-        # A black crop. The spec's formulas divide by the spectrum's total; a
+        # A black crop. The reference formulas divide by the spectrum's total; a
         # constant crop of level c > 0 has only the DC term (total = c*h*w), so
         # its ratio and entropy do not depend on c. Black gets their limit as
         # c -> 0: the DC-only spectrum's ratio (0) and entropy, mean and std 0.

@@ -3,7 +3,7 @@
 Image rule (``detect_image``): each face's score is a weighted mean of its
 visual and forensic fake probabilities (weights are the ``image_fusion``
 config parameters, default 0.7 visual / 0.3 forensic: the visual detector is
-the stronger model in spec section 9's table, 88-92% vs 75-80%); the image's
+the stronger model, with an expected accuracy of 88-92% against 75-80%); the image's
 ``FAKE_PROB`` is the maximum over faces, because one manipulated face makes
 the image a deepfake however many real faces surround it.
 
@@ -22,6 +22,12 @@ import numpy as np
 
 @dataclass(frozen=True)
 class ImageFusion:
+    """Per-face visual and forensic scores -> the image's ``FAKE_PROB`` (the module's image rule).
+
+    The weights are ``image_fusion``'s ``visual_weight`` and
+    ``forensic_weight`` config parameters; only their ratio matters.
+    """
+
     visual_weight: float = 0.7
     forensic_weight: float = 0.3
 
@@ -30,6 +36,7 @@ class ImageFusion:
             raise ValueError("fusion weights must be >= 0 and not both 0")
 
     def face_scores(self, visual: np.ndarray, forensic: np.ndarray) -> np.ndarray:
+        """Each face's weighted mean of its visual and forensic fake probabilities."""
         total = self.visual_weight + self.forensic_weight
         return (self.visual_weight * visual + self.forensic_weight * forensic) / total
 
@@ -67,7 +74,7 @@ class AudioAggregation:
     spectrogram normalization (``ref=max``) blows near-silence up to full
     scale, so the model's output on them is meaningless. If every window is
     silent there is nothing to judge: the score is ``silent_score`` (default
-    0.5, "undecided", never NaN) and the caller reports ``ALL_SILENT``.
+    0.5, "undecided", never NaN) and the caller reports ``AUDIO_SILENT``.
     """
 
     top_fraction: float = 0.25
@@ -99,32 +106,33 @@ class FrameAggregation:
     Rule (after the confident-strategy of Seferbekov's 1st-place DFDC
     solution, with its thresholds): over the frames that have a face,
 
-    * if more than ``fake_fraction`` of them are confidently fake
-      (``p > fake_threshold``), the score is the mean of those frames: a
+    * if more than ``confident_fake_fraction`` of them are confidently fake
+      (``p > confident_fake_threshold``), the score is the mean of those frames: a
       manipulation present in a good part of the clip is not diluted by the
       frames where the face looked clean;
-    * else if more than ``real_fraction`` of them are confidently real
-      (``p < real_threshold``), the score is the mean of those;
+    * else if more than ``confident_real_fraction`` of them are confidently real
+      (``p < confident_real_threshold``), the score is the mean of those;
     * else the mean of all face frames.
 
     Frames without a face are ignored; if no frame has one there is no frame
     score (``None``).
     """
 
-    fake_threshold: float = 0.8
-    fake_fraction: float = 11 / 32
-    real_threshold: float = 0.2
-    real_fraction: float = 0.9
+    confident_fake_threshold: float = 0.8
+    confident_fake_fraction: float = 11 / 32
+    confident_real_threshold: float = 0.2
+    confident_real_fraction: float = 0.9
 
     def score(self, frame_fake_prob: np.ndarray, has_face: np.ndarray) -> float | None:
+        """The frame-level score of one clip, or None when no frame has a face."""
         probs = np.asarray(frame_fake_prob, dtype=np.float64).reshape(-1)[np.asarray(has_face, dtype=bool).reshape(-1)]
         if probs.size == 0:
             return None
-        fakes = probs[probs > self.fake_threshold]
-        if fakes.size > self.fake_fraction * probs.size:
+        fakes = probs[probs > self.confident_fake_threshold]
+        if fakes.size > self.confident_fake_fraction * probs.size:
             return float(fakes.mean())
-        reals = probs[probs < self.real_threshold]
-        if reals.size > self.real_fraction * probs.size:
+        reals = probs[probs < self.confident_real_threshold]
+        if reals.size > self.confident_real_fraction * probs.size:
             return float(reals.mean())
         return float(probs.mean())
 
@@ -152,6 +160,7 @@ class VideoFusion:
             raise ValueError("fusion weights must be >= 0 and the temporal weight > 0")
 
     def score(self, temporal: float, frames: float | None, audio: float | None) -> float:
+        """The weighted mean of ``temporal`` and whichever of ``frames`` and ``audio`` exist."""
         parts = [(self.temporal_weight, temporal)]
         if frames is not None:
             parts.append((self.frame_weight, frames))

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from deepfake_contract import MTCNN_STAGES
 from deepfake_serving.budget import UNLIMITED, WorkBudget
 from deepfake_serving.errors import RequestError
 from deepfake_serving.faces import CROP_SIZE, center_crop, crop_face, normalize_for_visual, select_faces
@@ -32,8 +33,8 @@ from deepfake_serving.onnx_runner import onnx_callable
 class FaceSettings:
     """The ``face_detector`` config parameters (see its config.pbtxt)."""
 
-    min_face_size: int = 40  # spec section 7
-    min_confidence: float = 0.9  # spec section 7
+    min_face_size: int = 40  # pixels: the smallest face MTCNN looks for
+    min_confidence: float = 0.9  # a face's O-Net probability must exceed it
     max_faces: int = 16
     margin: float = 0.2
     max_pixels: int = DEFAULT_MAX_PIXELS
@@ -54,10 +55,9 @@ class DetectedFaces:
     boxes: np.ndarray  # float32[n, 4]: x1, y1, x2, y2 in pixels of the oriented image
     confidence: np.ndarray  # float32[n]
     crops: np.ndarray  # uint8[n, 224, 224, 3] RGB
-    visual_input: np.ndarray  # float32[n, 3, 224, 224], spec section 3 normalization
+    visual_input: np.ndarray  # float32[n, 3, 224, 224], ImageNet normalization (docs/models.md, visual detector)
     face_found: bool
     faces_dropped: int
-    image_size: tuple[int, int]  # (height, width)
 
 
 def center_box(height: int, width: int) -> np.ndarray:
@@ -78,10 +78,15 @@ class FaceDetector:
         if nets is None:
             if model_dir is None:
                 raise ValueError("either model_dir or nets is required")
-            nets = [onnx_callable(model_dir / f"{stage}.onnx", threads) for stage in ("pnet", "rnet", "onet")]
+            nets = [onnx_callable(model_dir / f"{stage}.onnx", threads) for stage in (s.name for s in MTCNN_STAGES)]
         self.mtcnn = MTCNN(*nets, min_face_size=settings.min_face_size, max_candidates=settings.max_candidates)
 
     def detect_rgb(self, image: np.ndarray, budget: WorkBudget = UNLIMITED, input_name: str = "IMAGE") -> DetectedFaces:
+        """Faces of an already decoded RGB image (video frames come this way), or its center crop.
+
+        Raises:
+            RequestError: MTCNN found more candidates than ``max_candidates`` allows.
+        """
         height, width = image.shape[:2]
         try:
             ((boxes, probs),) = self.mtcnn.detect_batch([image], check=budget.check)
@@ -104,10 +109,10 @@ class FaceDetector:
             visual_input=normalize_for_visual(crops),
             face_found=found,
             faces_dropped=chosen.dropped,
-            image_size=(height, width),
         )
 
     def detect(self, data: bytes, input_name: str = "IMAGE", budget: WorkBudget = UNLIMITED) -> DetectedFaces:
+        """Decode an encoded image within the configured limits, then :meth:`detect_rgb` it."""
         image = decode_image(
             data,
             max_pixels=self.settings.max_pixels,

@@ -40,22 +40,20 @@ import warnings
 import numpy as np
 from PIL import ExifTags, Image, ImageFile, ImageOps, UnidentifiedImageError
 
+from deepfake_contract import FACE_DETECTOR, IMAGE
 from deepfake_serving.errors import RequestError
 
-ACCEPTED_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF", "TIFF")
-_ACCEPTED_TEXT = "JPEG, PNG, WebP, BMP, GIF, TIFF"
+_ACCEPTED_TEXT = IMAGE.formats
+#: Pillow's names of the formats the contract lists ("WebP" -> "WEBP").
+ACCEPTED_FORMATS = tuple(name.strip().upper() for name in IMAGE.formats.split(","))
 _WHITE = (255, 255, 255)
 
 
-#: An encoded photo of the 40 MP pixel limit is well under this; bigger files
-#: are refused before Pillow parses a byte.
-DEFAULT_MAX_BYTES = 32 * 1024 * 1024
-DEFAULT_MAX_PIXELS = 40_000_000
-#: libjpeg's progressive mode writes 10 scans, mozjpeg about a dozen; each costs
-#: up to a pass over the image (~23 ms at 40 MP, from a reported 73 s for 3,200 scans).
-DEFAULT_MAX_JPEG_SCANS = 64
-#: A 40 MP image in 8 KB strips has ~15,000; per-chunk overhead ~5 us (a reported 18 s for 4 M).
-DEFAULT_MAX_TIFF_CHUNKS = 65536
+# The limits and why they are what they are: deepfake_contract.pipelines.
+DEFAULT_MAX_BYTES = int(FACE_DETECTOR.limits["max_bytes"])
+DEFAULT_MAX_PIXELS = int(FACE_DETECTOR.limits["max_pixels"])
+DEFAULT_MAX_JPEG_SCANS = int(FACE_DETECTOR.limits["max_jpeg_scans"])
+DEFAULT_MAX_TIFF_CHUNKS = int(FACE_DETECTOR.limits["max_tiff_chunks"])
 _SOS = b"\xff\xda"
 _TIFF_CHUNK_TAGS = (273, 324)  # StripOffsets, TileOffsets
 

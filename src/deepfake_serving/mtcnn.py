@@ -3,8 +3,8 @@
 This is a port of facenet-pytorch 2.6.0's ``detect_face``
 (``facenet_pytorch/models/utils/detect_face.py``) with the parameters its
 ``MTCNN`` class uses (thresholds ``(0.6, 0.7, 0.7)``, pyramid factor 0.709),
-except ``min_face_size``, which defaults to 40 as in the model spec
-(section 7). The networks are plain callables so the same cascade runs on
+except ``min_face_size``, which defaults to 40 pixels here (facenet-pytorch's
+default is 20). The networks are plain callables so the same cascade runs on
 PyTorch modules in tests, on ONNX Runtime sessions in a Python backend, or on
 Triton BLS calls, and so that the caller decides how calls are batched:
 
@@ -54,6 +54,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from deepfake_contract import FACE_DETECTOR
+
 Array = np.ndarray
 PNetFn = Callable[[Array], Sequence[Array]]
 
@@ -61,7 +63,7 @@ _STRIDE = 2
 _CELL_SIZE = 12
 
 #: (P-Net boxes per scale before NMS, R-Net inputs, O-Net inputs); see the module docstring.
-DEFAULT_MAX_CANDIDATES = (10000, 4000, 1000)
+DEFAULT_MAX_CANDIDATES = tuple(int(n) for n in str(FACE_DETECTOR.limits["max_candidates"]).split(","))
 _STAGES = ("P-Net boxes at one scale", "R-Net candidates", "O-Net candidates")
 
 

@@ -15,6 +15,9 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+from deepfake_serving.errors import RequestError
+from deepfake_serving.validation import finite
+
 
 @dataclass(frozen=True)
 class SessionSettings:
@@ -25,6 +28,7 @@ class SessionSettings:
 
     @classmethod
     def from_parameters(cls, parameters: Mapping[str, str]) -> SessionSettings:
+        """Read the thread counts from a config's string parameters; missing ones keep the defaults."""
         return cls(
             intra_op_threads=int(parameters.get("intra_op_thread_count", 0)),
             inter_op_threads=int(parameters.get("inter_op_thread_count", 1)),
@@ -42,7 +46,6 @@ class OnnxRunner:
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.output_names = [o.name for o in self.session.get_outputs()]
-        self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
 
     def check_signature(self, inputs: Sequence[str], outputs: Sequence[str]) -> None:
         """Fail at load time if the config and the ONNX file disagree."""
@@ -77,11 +80,14 @@ def non_finite_inputs(feed: Mapping[str, np.ndarray]) -> str | None:
     """A client-facing message if any float input holds NaN or Inf, else None.
 
     ONNX Runtime would carry them into NaN scores; a score must never be NaN,
-    so such a request is refused instead.
+    so such a request is refused instead, with :func:`validation.finite`'s message.
     """
-    for name, array in feed.items():
-        if array.dtype.kind == "f" and not np.isfinite(array).all():
-            return f"{name}: contains NaN or Inf; every value must be a finite number"
+    try:
+        for name, array in feed.items():
+            if array.dtype.kind == "f":
+                finite(name, array)
+    except RequestError as error:
+        return str(error)
     return None
 
 

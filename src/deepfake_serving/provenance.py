@@ -16,6 +16,7 @@ from tritonclient.grpc import model_config_pb2
 
 
 def weights_kind(repository: Path, model: str) -> str:
+    """The ``weights`` parameter of ``model``'s config (``demo``, ``trained``), or ``unknown`` if unreadable."""
     try:
         config = text_format.Parse((repository / model / "config.pbtxt").read_text(), model_config_pb2.ModelConfig())
     except (OSError, text_format.ParseError):

@@ -1,7 +1,8 @@
 """Start the real ``tritonserver`` from the ``nvidia-pytriton`` wheel on a CPU machine.
 
 The wheel carries a complete Triton 2.51 (binary, Python backend, stubs and
-shared libraries; see ``../shared/RUNTIME.md``). This module assembles the
+shared libraries, under ``pytriton/tritonserver`` and ``nvidia_pytriton.libs``;
+the ``pytriton`` Python package itself is not used). This module assembles the
 backend directory Triton needs (the Python backend plus the project's
 Python-based ``onnxruntime`` backend), builds the command line and runs it:
 under :mod:`deepfake_serving.supervise` for ``make serve``, as a child process
@@ -41,6 +42,7 @@ class TritonInstall:
 
     @classmethod
     def find(cls) -> TritonInstall:
+        """Locate the server inside the installed ``nvidia-pytriton`` wheel, without importing it."""
         # find_spec does not import pytriton (its Python deps are not installed).
         spec = importlib.util.find_spec("pytriton")
         if spec is None or not spec.submodule_search_locations:
@@ -50,6 +52,7 @@ class TritonInstall:
 
     @property
     def binary(self) -> Path:
+        """The ``tritonserver`` executable."""
         return self.root / "bin" / "tritonserver"
 
 
@@ -82,7 +85,9 @@ def assemble_backends(install: TritonInstall, target: Path) -> Path:
 @dataclass
 class ServerOptions:
     """The local server's settings. Every listener is bound to loopback: the
-    2.51 build is for development (see RUNTIME.md's security note)."""
+    2.51 build is for development only, as it predates fixes for NVIDIA's 2025
+    security bulletins (HTTP parsing, Python backend); production runs the NGC
+    image (``Dockerfile``)."""
 
     model_repository: Path
     backend_directory: Path
@@ -100,6 +105,7 @@ class ServerOptions:
         return {backend: f"deepfake_{self.http_port}_{backend}_" for backend in ("python", "onnxruntime")}
 
     def command(self, install: TritonInstall) -> list[str]:
+        """The ``tritonserver`` command line for these settings, ``extra`` flags last."""
         return [
             str(install.binary),
             f"--model-repository={self.model_repository}",
@@ -140,6 +146,7 @@ def server_env(install: TritonInstall) -> dict[str, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the local server in the foreground (``make serve``) until interrupted; return its exit status."""
     parser = argparse.ArgumentParser(
         prog="python -m deepfake_serving.server", description="Run Triton on this machine."
     )

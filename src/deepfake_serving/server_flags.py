@@ -9,11 +9,24 @@ The admin-API header secret is never in the flags themselves: they carry a
 placeholder that the runtime expands from the environment (``$(VAR)`` in a
 Kubernetes container's args, ``${VAR}`` in compose), filled from a Kubernetes
 Secret or the operator's environment.
+
+Two servers take these flags, and a flag is written for the one it holds for:
+
+* production: NGC Triton :data:`PRODUCTION_RELEASE` (the Dockerfile's base image);
+* local: the pip-installed Triton :data:`LOCAL_VERSION` (``make serve``, the
+  tests), which lacks flags added later; :func:`local_flags` leaves those out.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from deepfake_contract import MAX_REQUEST_BYTES
+
+#: The NGC release the production image is built on (Dockerfile, ``TRITON_IMAGE``).
+PRODUCTION_RELEASE = "26.07"
+#: The Triton version of the ``nvidia-pytriton`` wheel behind ``make serve`` and the tests.
+LOCAL_VERSION = "2.51"
 
 #: Triton's default ports; every manifest names them ``http``, ``grpc``, ``metrics``.
 PORTS: dict[str, int] = {"http": 8000, "grpc": 8001, "metrics": 8002}
@@ -53,6 +66,15 @@ RESTRICTED_APIS: tuple[str, ...] = ("model-repository", "model-config", "shared-
 #: without that file fall back to ``config.pbtxt``.
 GPU_CONFIG_NAME = "gpu"
 
+
+#: Largest HTTP request body Triton reads (``--http-max-input-size``, from 25.06 /
+#: Triton 2.59, default 64 MB): the largest file an entry model accepts
+#: (detect_video, 256 MiB) plus the request's header, from the contract. Without
+#: it 26.07 would refuse a 100 MB video with its own error before detect_video
+#: could judge it. Triton 2.51 has no such flag and reads any size.
+HTTP_MAX_INPUT_BYTES = MAX_REQUEST_BYTES
+#: Flags the local 2.51 server does not know.
+NEWER_THAN_LOCAL = ("--http-max-input-size=",)
 
 #: The Python backend's shared-memory region prefix in production (its default);
 #: a local server sets one of its own (deepfake_serving.server.ServerOptions).
@@ -95,6 +117,7 @@ def production_flags(options: FlagOptions) -> list[str]:
         f"--http-port={PORTS['http']}",
         f"--grpc-port={PORTS['grpc']}",
         f"--metrics-port={PORTS['metrics']}",
+        f"--http-max-input-size={HTTP_MAX_INPUT_BYTES}",
         # Endpoints this deployment does not use stay off.
         "--allow-sagemaker=false",
         "--allow-vertex-ai=false",
@@ -111,9 +134,12 @@ def production_flags(options: FlagOptions) -> list[str]:
 
 
 def local_flags(admin_key: str) -> list[str]:
-    """The production flags the local 2.51 server (``make serve``) can take on top of
-    :class:`deepfake_serving.server.ServerOptions`, which already sets the
-    repository, ports, addresses, readiness and exit timeout itself."""
+    """The production flags the local 2.51 server (``make serve``) can take.
+
+    Left out: what :class:`deepfake_serving.server.ServerOptions` sets itself
+    (repository, ports, addresses, readiness, exit timeout, shm prefix) and the
+    flags 2.51 does not know (:data:`NEWER_THAN_LOCAL`).
+    """
     owned = (
         "--model-repository=",
         "--http-port=",
@@ -123,6 +149,7 @@ def local_flags(admin_key: str) -> list[str]:
         "--strict-readiness=",
         "--disable-auto-complete-config",
         f"--backend-config=python,{SHM_PREFIX_SETTING}",
+        *NEWER_THAN_LOCAL,
     )
     return [f for f in production_flags(FlagOptions(gpu=False, admin_key=admin_key)) if not f.startswith(owned)]
 

@@ -53,6 +53,7 @@ def _pids(proc: Path) -> list[int]:
 
 
 def find_servers(proc: Path = Path("/proc")) -> list[int]:
+    """PIDs of the running ``tritonserver`` processes."""
     return [pid for pid in _pids(proc) if (args := argv(pid, proc)) and Path(args[0]).name == "tritonserver"]
 
 
@@ -127,6 +128,7 @@ def loaded_models(server_argv: list[str], timeout_s: float = 2.0) -> Callable[[s
 
 
 def main(argv_: list[str] | None = None) -> int:
+    """Probe entry point: 0 healthy, 1 a stub is dead or the health URL fails, 2 no single server."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--pid", type=int, help="the tritonserver process (default: the only one running)")
     parser.add_argument("--url", help="also require GET <url>/v2/health/live to answer 200, e.g. http://127.0.0.1:8000")

@@ -52,12 +52,13 @@ import time
 import urllib.error
 from collections.abc import Callable, Sequence
 
+import deepfake_contract as contract
 from deepfake_serving.repository_api import API_TIMEOUT_S, RepositoryApi, flag_values
 
 #: The models clients call, each of which calls others (ensembles and the
 #: ``detect_video`` BLS model). Unloading them first lets their in-flight
 #: requests finish on the composing models, which stay loaded until SIGTERM.
-ENTRY_MODELS: tuple[str, ...] = ("detect_image", "detect_audio", "detect_video")
+ENTRY_MODELS: tuple[str, ...] = tuple(model.name for model in contract.ENTRY_MODELS)
 
 #: Repository-index states in which a model may still have requests in flight.
 _BUSY_STATES = frozenset({"READY", "LOADING", "UNLOADING"})
@@ -341,6 +342,7 @@ def supervise(
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run ``-- tritonserver FLAGS`` under the supervisor (drain on SIGTERM/SIGINT, restart on crash)."""
     parser = argparse.ArgumentParser(
         prog="python -m deepfake_serving.supervise",
         description="Run tritonserver; on SIGTERM/SIGINT drain the entry models before Triton stops.",

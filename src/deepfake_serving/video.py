@@ -1,7 +1,8 @@
-"""Frame sampling for the temporal analyzer (spec section 6) from bytes in memory.
+"""Frame sampling for the temporal analyzer from bytes in memory.
 
-The spec samples ``np.linspace(0, total - 1, 16, dtype=int)`` frame indices
-with OpenCV, converts BGR->RGB and resizes to 224x224 (``cv2.INTER_LINEAR``).
+The analyzer's training code samples ``np.linspace(0, total - 1, 16,
+dtype=int)`` frame indices with OpenCV, converts BGR->RGB and resizes to
+224x224 (``cv2.INTER_LINEAR``).
 Here PyAV decodes straight to RGB from an in-memory buffer, and:
 
 * The frame count and every frame's presentation time come from a demux-only
@@ -35,38 +36,41 @@ from __future__ import annotations
 
 import bisect
 import contextlib
-from collections.abc import Callable
+import functools
+from collections import deque
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import av
 import cv2
 import numpy as np
 
-from deepfake_serving.audio import (
-    _PYAV_ERRORS,
-    DEFAULT_MAX_NATIVE_SAMPLES,
-    SAMPLE_RATE,
-    _check_bytes,
-    _describe,
-    decode_audio_stream,
-    open_container,
-)
+from deepfake_contract import DETECT_VIDEO, TEMPORAL_ANALYZER, VIDEO
+from deepfake_serving.audio import DEFAULT_MAX_NATIVE_SAMPLES, SAMPLE_RATE, decode_audio_stream
 from deepfake_serving.budget import UNLIMITED, WorkBudget
+from deepfake_serving.containers import (
+    PYAV_ERRORS,
+    check_bytes,
+    check_declared_duration,
+    decoding_errors,
+    first_stream,
+    open_container,
+    require_decoder,
+)
 from deepfake_serving.errors import RequestError
 
-NUM_FRAMES = 16
+NUM_FRAMES = TEMPORAL_ANALYZER.input.dims[0]
 FRAME_SIZE = 224
-DEFAULT_MAX_BYTES = 256 * 1024 * 1024
-DEFAULT_MAX_DURATION_S = 600.0
-DEFAULT_MAX_PIXELS = 3840 * 2160  # 16 sampled 4K RGB frames are ~400 MB
+# The limits and why they are what they are: deepfake_contract.pipelines.
+DEFAULT_MAX_BYTES = int(DETECT_VIDEO.limits["max_bytes"])
+DEFAULT_MAX_DURATION_S = float(DETECT_VIDEO.limits["max_duration_s"])
+DEFAULT_MAX_PIXELS = int(DETECT_VIDEO.limits["max_pixels"])
 DEFAULT_THREADS = 2
-#: Frames decoded x pixels per frame: about 1,200 4K or 4,800 1080p frames,
-#: about 10 CPU seconds at the reported 2.7 ms per 4K frame of one-keyframe H.264 (estimated).
-DEFAULT_MAX_DECODE_PIXELS = 10_000_000_000
+DEFAULT_MAX_DECODE_PIXELS = int(DETECT_VIDEO.limits["max_decode_pixels"])
 # Above this rate a "video" is more likely a decompression bomb than footage.
 _MAX_FPS = 300.0
 
-SUPPORTED_VIDEO = "MP4/MOV (H.264/AAC), WebM (VP9/Opus) or AVI (MJPEG)"
+SUPPORTED_VIDEO = VIDEO.formats
 
 
 @dataclass
@@ -75,8 +79,8 @@ class SampledVideo:
 
     ``frames`` feed the temporal analyzer; ``frames_full`` (original
     resolution, RGB) feed face detection; all per-frame arrays have
-    ``num_frames`` entries, padded by repeating the last frame as the spec
-    does for short clips.
+    ``num_frames`` entries, padded by repeating the last frame for short
+    clips, as the training code's sampling does.
     """
 
     frames: np.ndarray  # uint8[16, 224, 224, 3] RGB
@@ -86,18 +90,20 @@ class SampledVideo:
     total_frames: int
     duration_s: float
     fps: float
-    width: int
-    height: int
-    has_audio: bool  # an audio track was present and decoded
     audio: np.ndarray | None  # float32 mono 16 kHz, or None
     audio_error: str | None = None  # why a present audio track was not decoded
     decoded_frames: int = 0  # frames the decoder produced (cost metric)
     padded: int = field(default=0)  # how many trailing entries repeat the last frame
     distinct_frames: int = NUM_FRAMES  # different frames among the sampled ones (fewer: short or degenerate clip)
 
+    @property
+    def has_audio(self) -> bool:
+        """Whether an audio track was present and decoded, i.e. there is audio to score."""
+        return self.audio is not None
+
 
 def sample_indices(total_frames: int, num_frames: int = NUM_FRAMES) -> np.ndarray:
-    """Spec section 6 indices, padded with the last index for short clips."""
+    """``linspace(0, total - 1, num_frames)`` indices, padded with the last index for short clips."""
     if total_frames <= 0:
         raise ValueError("total_frames must be positive")
     if total_frames < num_frames:
@@ -109,9 +115,9 @@ def sample_indices(total_frames: int, num_frames: int = NUM_FRAMES) -> np.ndarra
 def frames_to_decode(pts_all: list[int], key_pts: list[int], targets: list[int], linear: bool) -> int:
     """How many frames the sampler decodes to reach ``targets`` (sorted), from the packet index alone.
 
-    Mirrors the loop in :func:`_sample`: a target is reached by decoding on
-    from the current position when its keyframe is not past it, else by
-    seeking to the keyframe at or before it; ``linear`` decodes from the start.
+    Mirrors :func:`_collect_frames`: a target is reached by decoding on from
+    the current position when its keyframe is not past it, else by seeking to
+    the keyframe at or before it; ``linear`` decodes from the start.
     """
     if linear:
         return bisect.bisect_right(pts_all, targets[-1])
@@ -128,13 +134,71 @@ def frames_to_decode(pts_all: list[int], key_pts: list[int], targets: list[int],
     return frames
 
 
+@dataclass(frozen=True)
+class _Limits:
+    """The per-request limits the sampler enforces, passed down as one value."""
+
+    max_duration_s: float
+    max_pixels: int
+    max_decode_pixels: int
+    budget: WorkBudget
+
+
+# --------------------------------------------------------------------------
+# Frames: conversion
+# --------------------------------------------------------------------------
+
+
 def _rotate(rgb: np.ndarray, rotation: float) -> np.ndarray:
+    """Apply display rotation (phone videos), as OpenCV's ``CAP_PROP_ORIENTATION_AUTO`` does."""
     k = int(round(rotation / 90.0)) % 4  # counter-clockwise quarter turns
     return np.ascontiguousarray(np.rot90(rgb, k)) if k else rgb
 
 
 def _to_rgb(frame: av.VideoFrame) -> np.ndarray:
+    """A decoded frame as the upright RGB array the models see."""
     return _rotate(frame.to_ndarray(format="rgb24"), frame.rotation or 0)
+
+
+def _stack_frames(full: list[np.ndarray], size: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(frames_full, frames)``: the sampled frames stacked, and resized to ``size`` for the temporal analyzer.
+
+    A resolution change mid-stream would make the full frames unstackable, so
+    frames of another size are resized to the first one's (face detection only
+    needs them stackable, not pixel-exact).
+    """
+    if len({f.shape for f in full}) > 1:
+        h0, w0 = full[0].shape[:2]
+        full = [f if f.shape == full[0].shape else cv2.resize(f, (w0, h0)) for f in full]
+    frames = np.stack([cv2.resize(f, (size, size), interpolation=cv2.INTER_LINEAR) for f in full])
+    return np.stack(full), frames
+
+
+# --------------------------------------------------------------------------
+# Header checks and the packet index (no decoding)
+# --------------------------------------------------------------------------
+
+
+def _check_pixels(width: int, height: int, max_pixels: int, input_name: str) -> None:
+    """Refuse frames over ``max_pixels``: checked on the header and again per decoded frame, as headers can lie."""
+    if width * height > max_pixels:
+        raise RequestError(input_name, f"{width}x{height} pixels exceeds the limit of {max_pixels} pixels")
+
+
+def _header_size(stream: av.video.stream.VideoStream) -> tuple[int, int]:
+    """``(width, height)`` the stream header declares (0 where it declares none)."""
+    ctx = stream.codec_context
+    return int(ctx.width or 0), int(ctx.height or 0)
+
+
+def _video_stream(
+    container: av.container.InputContainer, max_pixels: int, input_name: str
+) -> av.video.stream.VideoStream:
+    """The first video stream, once its header shows it is decodable and within the pixel limit."""
+    stream = first_stream(container, "video", input_name, SUPPORTED_VIDEO)
+    require_decoder(stream, "video", input_name, SUPPORTED_VIDEO)
+    _check_pixels(*_header_size(stream), max_pixels, input_name)
+    return stream
 
 
 def _scan_packets(
@@ -143,7 +207,13 @@ def _scan_packets(
     max_duration_s: float,
     input_name: str,
 ) -> tuple[list[int], list[int]]:
-    """Presentation timestamps of all frames and of keyframes, in stream time_base."""
+    """Presentation timestamps of all frames and of keyframes, in stream time_base.
+
+    A demux-only pass: exact frame count and timing even where the header has
+    none (WebM) or the rate is variable, and the keyframe positions that make
+    seeking and the decode-cost estimate possible. Refuses over-long streams
+    from packet timestamps (and packet count), whatever the header said.
+    """
     tb = float(stream.time_base)
     max_packets = int(max_duration_s * _MAX_FPS) + 1
     pts_all: list[int] = []
@@ -165,6 +235,258 @@ def _scan_packets(
     pts_all.sort()
     key_pts.sort()
     return pts_all, key_pts
+
+
+def _timing(stream: av.video.stream.VideoStream, pts_all: list[int], declared: float | None) -> tuple[float, float]:
+    """``(fps, duration_s)``: the header's values where it has them, else derived from packet timestamps."""
+    tb = float(stream.time_base)
+    total = len(pts_all)
+    fps = float(stream.average_rate) if stream.average_rate else 0.0
+    if fps <= 0 and total > 1:
+        fps = (total - 1) / max((pts_all[-1] - pts_all[0]) * tb, 1e-9)
+    if declared is not None:
+        return fps, float(declared)
+    return fps, float((pts_all[-1] - pts_all[0]) * tb + (1.0 / fps if fps else 0.0))
+
+
+def _check_decode_work(
+    pts_all: list[int],
+    key_pts: list[int],
+    targets: list[int],
+    linear: bool,
+    frame_pixels: int,
+    limits: _Limits,
+    input_name: str,
+) -> None:
+    """Refuse before decoding when reaching the targets costs more than ``max_decode_pixels``.
+
+    One keyframe followed by 30,000 4K P-frames passes every other limit yet
+    takes minutes to decode; the packet index says so up front.
+    """
+    work = frames_to_decode(pts_all, key_pts, targets, linear=linear) * max(frame_pixels, 1)
+    if work > limits.max_decode_pixels:
+        raise RequestError(
+            input_name,
+            f"reaching the sampled frames means decoding {work / 1e9:.1f} G pixels, over the limit of "
+            f"{limits.max_decode_pixels / 1e9:g} G (max_decode_pixels: frames to decode x frame size); "
+            "re-encode with more keyframes or at a lower resolution",
+        )
+
+
+def _keyframe_at_or_before(key_pts: list[int], target: int) -> int | None:
+    """The pts of the last keyframe at or before ``target``: where a seek for it lands."""
+    k = bisect.bisect_right(key_pts, target) - 1
+    return key_pts[k] if k >= 0 else None
+
+
+# --------------------------------------------------------------------------
+# Decoding the sampled frames
+# --------------------------------------------------------------------------
+
+
+class _FrameDecoder:
+    """The decoder's side of sampling: its position, how it gets near a target, and the per-frame limits.
+
+    Seeking is the fast path. A demuxer that cannot seek switches the decoder
+    to one linear pass over a freshly opened container (the packet scan left
+    the first one at EOF) for the rest of the request.
+    """
+
+    def __init__(
+        self,
+        container: av.container.InputContainer,
+        stream: av.video.stream.VideoStream,
+        reopen: Callable[[], av.container.InputContainer],
+        *,
+        threads: int,
+        linear: bool,
+        limits: _Limits,
+        input_name: str,
+    ) -> None:
+        self._reopen = reopen
+        self._threads = threads
+        self._limits = limits
+        self._input_name = input_name
+        self.linear = linear
+        self.decoded = 0  # frames the decoder produced
+        self.position: int | None = None  # pts of the last decoded frame
+        self.last_frame: av.VideoFrame | None = None  # converted to RGB only if needed for padding
+        self.container, self.stream = container, stream
+        if linear:
+            self._restart()
+        else:
+            self._configure()
+
+    def _configure(self) -> None:
+        """Bounded frame + slice threading: several model instances share a host's cores."""
+        self.stream.codec_context.thread_type = "AUTO"
+        self.stream.codec_context.thread_count = max(1, int(self._threads))
+
+    def _restart(self) -> None:
+        """Continue on a fresh container, whose demuxer starts at the first packet."""
+        self.container = self._reopen()
+        self.stream = self.container.streams.video[0]
+        self._configure()
+
+    def go_near(self, key: int, target: int) -> None:
+        """Seek to keyframe ``key`` unless decoding on from the current position reaches ``target`` sooner.
+
+        A demuxer that refuses to seek switches the rest of the request to linear decoding.
+        """
+        if self.linear or (self.position is not None and key <= self.position < target):
+            return
+        try:
+            self.container.seek(key, backward=True, any_frame=False, stream=self.stream)
+        except PYAV_ERRORS:
+            self.linear = True
+            self.position = None
+            self._restart()
+
+    def frames(self, target: int) -> Iterator[tuple[int, av.VideoFrame]]:
+        """Decode on from here, yielding ``(pts, frame)``; ``target`` numbers frames of a stream without timestamps."""
+        for packet in self.container.demux(self.stream):
+            for frame in packet.decode():
+                self._count(frame)
+                pts = frame.pts if frame.pts is not None else frame.dts
+                if pts is None:  # no timestamps: count frames from the seek point
+                    pts = target if self.position is None else self.position + 1
+                self.position, self.last_frame = pts, frame
+                yield pts, frame
+
+    def _count(self, frame: av.VideoFrame) -> None:
+        """Charge one decoded frame: the cost metric, the work budget and the per-frame pixel limit."""
+        self.decoded += 1
+        self._limits.budget.check("video decoding")
+        _check_pixels(frame.width, frame.height, self._limits.max_pixels, self._input_name)
+
+
+def _decode_run(
+    decoder: _FrameDecoder, pending: deque[int], grabbed: dict[int, np.ndarray], key_pts: list[int]
+) -> bool:
+    """Decode forward, keeping the frames at the ``pending`` targets, until none is left or a seek pays off.
+
+    Returns:
+        True when the stream ended with targets still pending.
+    """
+    for pts, frame in decoder.frames(pending[0]):
+        if pts < pending[0]:
+            continue  # only convert to RGB what is kept
+        rgb = _to_rgb(frame)
+        # pts > target: exact frame missing (broken index); take the next one.
+        while pending and pending[0] <= pts:
+            grabbed[pending.popleft()] = rgb
+        if not pending:
+            return False
+        key = _keyframe_at_or_before(key_pts, pending[0])
+        if not decoder.linear and key is not None and key > pts:
+            return False  # the next target's keyframe lies ahead: seek there rather than decode on
+    return True
+
+
+def _pad_with_last(
+    decoder: _FrameDecoder, pending: deque[int], grabbed: dict[int, np.ndarray], input_name: str
+) -> None:
+    """Fill the targets the stream ended before with the last decoded frame.
+
+    The index promised more frames than decoding gave; OpenCV's failed reads
+    plus the training code's padding would repeat the last frame too.
+    """
+    if decoder.last_frame is None:
+        raise RequestError(input_name, "no video frame could be decoded")
+    fill = _to_rgb(decoder.last_frame)
+    while pending:
+        grabbed[pending.popleft()] = fill
+
+
+def _collect_frames(
+    decoder: _FrameDecoder, targets: list[int], pts_all: list[int], key_pts: list[int], input_name: str
+) -> dict[int, np.ndarray]:
+    """RGB frames at the ``targets`` (sorted pts), decoding only from each target's keyframe."""
+    pending = deque(targets)
+    grabbed: dict[int, np.ndarray] = {}
+    while pending:
+        key = _keyframe_at_or_before(key_pts, pending[0])
+        decoder.go_near(pts_all[0] if key is None else key, pending[0])
+        if _decode_run(decoder, pending, grabbed, key_pts):
+            _pad_with_last(decoder, pending, grabbed, input_name)
+    return grabbed
+
+
+# --------------------------------------------------------------------------
+# The sampler
+# --------------------------------------------------------------------------
+
+
+def _sample(
+    container: av.container.InputContainer,
+    reopen: Callable[[], av.container.InputContainer],
+    num_frames: int,
+    size: int,
+    limits: _Limits,
+    threads: int,
+    seek: bool,
+    input_name: str,
+) -> SampledVideo:
+    """The sampled frames of an open container: every check that needs no decoding first, then the decoding."""
+    stream = _video_stream(container, limits.max_pixels, input_name)
+    declared = check_declared_duration(container, stream, limits.max_duration_s, input_name)
+    pts_all, key_pts = _scan_packets(container, stream, limits.max_duration_s, input_name)
+    if not pts_all:
+        raise RequestError(input_name, "the video stream has no frames")
+    fps, duration_s = _timing(stream, pts_all, declared)
+    indices = sample_indices(len(pts_all), num_frames)
+    targets = sorted({pts_all[i] for i in indices})
+    width, height = _header_size(stream)
+    _check_decode_work(pts_all, key_pts, targets, not seek, width * height, limits, input_name)
+
+    decoder = _FrameDecoder(
+        container, stream, reopen, threads=threads, linear=not seek, limits=limits, input_name=input_name
+    )
+    grabbed = _collect_frames(decoder, targets, pts_all, key_pts, input_name)
+    frames_full, frames = _stack_frames([grabbed[pts_all[i]] for i in indices], size)
+    tb = float(stream.time_base)
+    return SampledVideo(
+        frames=frames,
+        frames_full=frames_full,
+        times_s=np.array([(pts_all[i] - pts_all[0]) * tb for i in indices], dtype=np.float32),
+        frame_indices=indices,
+        total_frames=len(pts_all),
+        duration_s=duration_s,
+        fps=fps,
+        audio=None,
+        decoded_frames=decoder.decoded,
+        padded=max(0, num_frames - len(pts_all)),
+        distinct_frames=len(targets),
+    )
+
+
+def _open_video(stack: contextlib.ExitStack, data: bytes, input_name: str) -> av.container.InputContainer:
+    """Open ``data`` (again), to be closed with ``stack``: linear decoding needs a demuxer at the start."""
+    return stack.enter_context(open_container(data, input_name, SUPPORTED_VIDEO))
+
+
+def _decode_audio_track(
+    data: bytes, *, max_duration_s: float, input_name: str, max_native_samples: int, budget: WorkBudget
+) -> tuple[np.ndarray | None, str | None]:
+    """``(audio, None)`` for the first audio track at 16 kHz, or ``(None, why)`` when it cannot be decoded.
+
+    A bad audio track does not fail the request: the frames are still
+    scoreable, and the caller decides how to report it.
+    """
+    try:
+        with open_container(data, input_name, SUPPORTED_VIDEO) as container:
+            audio = decode_audio_stream(
+                container,
+                container.streams.audio[0],
+                target_sr=SAMPLE_RATE,
+                max_duration_s=max_duration_s,
+                input_name=input_name,
+                max_native_samples=max_native_samples,
+                budget=budget,
+            )
+    except RequestError as exc:
+        return None, exc.problem
+    return audio, None
 
 
 def sample_video(
@@ -189,204 +511,19 @@ def sample_video(
     anyway when the demuxer cannot seek). Raises :class:`RequestError` for
     bad, unsupported or over-limit input; PyAV's exceptions never escape.
     """
-    _check_bytes(data, max_bytes, input_name)
-    container = open_container(data, input_name, SUPPORTED_VIDEO)
-    try:
-        with container, contextlib.ExitStack() as stack:
-
-            def reopen() -> av.container.InputContainer:
-                return stack.enter_context(open_container(data, input_name, SUPPORTED_VIDEO))
-
-            limits = _Limits(max_duration_s, max_pixels, max_decode_pixels, budget)
-            result = _sample(container, reopen, num_frames, size, limits, threads, seek, input_name)
-            has_audio_stream = bool(container.streams.audio)
-    except RequestError:
-        raise
-    except _PYAV_ERRORS as exc:
-        raise RequestError(input_name, f"corrupt or truncated video ({_describe(exc)})") from None
-
+    check_bytes(data, max_bytes, input_name)
+    limits = _Limits(max_duration_s, max_pixels, max_decode_pixels, budget)
+    with decoding_errors(input_name, "video"), contextlib.ExitStack() as stack:
+        reopen = functools.partial(_open_video, stack, data, input_name)
+        container = reopen()
+        result = _sample(container, reopen, num_frames, size, limits, threads, seek, input_name)
+        has_audio_stream = bool(container.streams.audio)
     if has_audio_stream and decode_audio_track:
-        try:
-            with open_container(data, input_name, SUPPORTED_VIDEO) as audio_container:
-                result.audio = decode_audio_stream(
-                    audio_container,
-                    audio_container.streams.audio[0],
-                    target_sr=SAMPLE_RATE,
-                    max_duration_s=max_duration_s,
-                    input_name=input_name,
-                    max_native_samples=max_native_samples,
-                    budget=budget,
-                )
-                result.has_audio = True
-        except RequestError as exc:
-            # Frames are still scoreable; the caller decides how to report it.
-            result.audio_error = exc.problem
+        result.audio, result.audio_error = _decode_audio_track(
+            data,
+            max_duration_s=max_duration_s,
+            input_name=input_name,
+            max_native_samples=max_native_samples,
+            budget=budget,
+        )
     return result
-
-
-@dataclass(frozen=True)
-class _Limits:
-    max_duration_s: float
-    max_pixels: int
-    max_decode_pixels: int
-    budget: WorkBudget
-
-
-def _sample(
-    container: av.container.InputContainer,
-    reopen: Callable[[], av.container.InputContainer],
-    num_frames: int,
-    size: int,
-    limits: _Limits,
-    threads: int,
-    seek: bool,
-    input_name: str,
-) -> SampledVideo:
-    max_duration_s, max_pixels = limits.max_duration_s, limits.max_pixels
-    if not container.streams.video:
-        raise RequestError(input_name, f"no video stream found; accepted: {SUPPORTED_VIDEO}")
-    stream = container.streams.video[0]
-    ctx = stream.codec_context
-    if ctx is None or not ctx.name:
-        raise RequestError(
-            input_name,
-            f"video codec {(ctx.name if ctx else None) or 'unknown'} cannot be decoded; accepted: {SUPPORTED_VIDEO}",
-        )
-    width, height = int(ctx.width or 0), int(ctx.height or 0)
-    if width * height > max_pixels:
-        raise RequestError(input_name, f"{width}x{height} pixels exceeds the limit of {max_pixels} pixels")
-    declared = None
-    if stream.duration and stream.time_base:
-        declared = float(stream.duration * stream.time_base)
-    elif container.duration:
-        declared = container.duration / av.time_base
-    if declared is not None and declared > max_duration_s + 0.5:
-        raise RequestError(input_name, f"duration {declared:.1f} s exceeds the limit of {max_duration_s:g} s")
-
-    pts_all, key_pts = _scan_packets(container, stream, max_duration_s, input_name)
-    if not pts_all:
-        raise RequestError(input_name, "the video stream has no frames")
-    total = len(pts_all)
-    tb = float(stream.time_base)
-    fps = float(stream.average_rate) if stream.average_rate else 0.0
-    if fps <= 0 and total > 1:
-        fps = (total - 1) / max((pts_all[-1] - pts_all[0]) * tb, 1e-9)
-    duration_s = declared if declared is not None else (pts_all[-1] - pts_all[0]) * tb + (1.0 / fps if fps else 0.0)
-
-    indices = sample_indices(total, num_frames)
-    targets = sorted({pts_all[i] for i in indices})
-    work = frames_to_decode(pts_all, key_pts, targets, linear=not seek) * max(width * height, 1)
-    if work > limits.max_decode_pixels:
-        raise RequestError(
-            input_name,
-            f"reaching the sampled frames means decoding {work / 1e9:.1f} G pixels, over the limit of "
-            f"{limits.max_decode_pixels / 1e9:g} G (max_decode_pixels: frames to decode x frame size); "
-            "re-encode with more keyframes or at a lower resolution",
-        )
-
-    def configure(s: av.video.stream.VideoStream) -> None:
-        s.codec_context.thread_type = "AUTO"
-        s.codec_context.thread_count = max(1, int(threads))
-
-    def go_linear() -> tuple[av.container.InputContainer, av.video.stream.VideoStream]:
-        # The packet scan left the demuxer at EOF; a fresh one starts at 0.
-        fresh = reopen()
-        fresh_stream = fresh.streams.video[0]
-        configure(fresh_stream)
-        return fresh, fresh_stream
-
-    linear = not seek
-    if linear:
-        container, stream = go_linear()
-    else:
-        configure(stream)
-
-    grabbed: dict[int, np.ndarray] = {}
-    decoded = 0
-    position: int | None = None  # pts of the last decoded frame
-    last_frame: av.VideoFrame | None = None  # converted to RGB only if needed for padding
-    t_iter = iter(targets)
-    target = next(t_iter)
-    done = False
-    while not done:
-        k = bisect.bisect_right(key_pts, target) - 1
-        key = key_pts[k] if k >= 0 else pts_all[0]
-        if not linear and (position is None or not (key <= position < target)):
-            try:
-                container.seek(key, backward=True, any_frame=False, stream=stream)
-            except _PYAV_ERRORS:
-                linear = True
-                position = None
-                container, stream = go_linear()
-        reached_end = True
-        for packet in container.demux(stream):
-            for frame in packet.decode():
-                decoded += 1
-                limits.budget.check("video decoding")
-                if frame.width * frame.height > max_pixels:
-                    raise RequestError(
-                        input_name, f"{frame.width}x{frame.height} pixels exceeds the limit of {max_pixels} pixels"
-                    )
-                fpts = frame.pts if frame.pts is not None else frame.dts
-                if fpts is None:  # no timestamps: count frames from the seek point
-                    fpts = target if position is None else position + 1
-                position = fpts
-                last_frame = frame
-                if fpts < target:
-                    continue  # only convert to RGB what is kept
-                rgb = _to_rgb(frame)
-                # fpts > target: exact frame missing (broken index); take the next one.
-                while True:
-                    grabbed[target] = rgb
-                    target = next(t_iter, None)
-                    if target is None or fpts < target:
-                        break
-                if target is None:
-                    done = True
-                    break
-                # The next target may need a seek rather than decoding on.
-                k = bisect.bisect_right(key_pts, target) - 1
-                if not linear and k >= 0 and key_pts[k] > position:
-                    reached_end = False
-                    break
-            if done or not reached_end:
-                break
-        if done:
-            break
-        if reached_end:
-            # Stream ended before the remaining targets (index promised more
-            # frames than decode): repeat the last decoded frame, as OpenCV's
-            # failed reads + padding would.
-            if last_frame is None:
-                raise RequestError(input_name, "no video frame could be decoded")
-            fill = _to_rgb(last_frame)
-            while target is not None:
-                grabbed[target] = fill
-                target = next(t_iter, None)
-            done = True
-
-    full = [grabbed[pts_all[i]] for i in indices]
-    shapes = {f.shape for f in full}
-    if len(shapes) > 1:  # resolution changed mid-stream: keep face-detector input stackable
-        h0, w0 = full[0].shape[:2]
-        full = [f if f.shape == full[0].shape else cv2.resize(f, (w0, h0)) for f in full]
-    frames_full = np.stack(full)
-    frames = np.stack([cv2.resize(f, (size, size), interpolation=cv2.INTER_LINEAR) for f in full])
-    t0 = pts_all[0]
-    times = np.array([(pts_all[i] - t0) * tb for i in indices], dtype=np.float32)
-    return SampledVideo(
-        frames=frames,
-        frames_full=frames_full,
-        times_s=times,
-        frame_indices=indices,
-        total_frames=total,
-        duration_s=float(duration_s),
-        fps=fps,
-        width=int(frames_full.shape[2]),
-        height=int(frames_full.shape[1]),
-        has_audio=False,
-        audio=None,
-        decoded_frames=decoded,
-        padded=max(0, num_frames - total),
-        distinct_frames=len(targets),
-    )

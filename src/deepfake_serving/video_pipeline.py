@@ -3,13 +3,13 @@
 One decode (:func:`deepfake_serving.video.sample_video`) feeds three views:
 
 * **Temporal analyzer input**: the 16 sampled frames, whole, resized to
-  224x224 exactly as spec section 6's sampling code does, then normalized
-  with the visual detector's ImageNet mean/std (spec section 3). Whole frames
-  rather than face-tracked crops because that is what the spec's sampling
+  224x224 exactly as the analyzer's training sampling code does, then
+  normalized with the visual detector's ImageNet mean/std. Whole frames
+  rather than face-tracked crops because that is what the training sampling
   code (and so the analyzer's training data) uses, because a face track
   breaks when MTCNN misses a face in some frames (the temporal model needs
   all 16), and because inconsistencies also show at face/background seams.
-  The spec gives no normalization for the analyzer; the visual detector's
+  The training code fixes no normalization for the analyzer; the visual detector's
   is the one the served frames already get elsewhere, and the choice is
   recorded here so retraining can match it.
 * **Frame timeline**: each sampled frame goes through the image path's face
@@ -85,7 +85,7 @@ def frame_scores(face_fake_prob: np.ndarray, faces: FrameFaces) -> np.ndarray:
 
 def audio_track(sample: SampledVideo, limits: AudioLimits = DEFAULT_LIMITS) -> AudioWindows | None:
     """The video's audio track as detector windows, or ``None`` without a decodable track."""
-    if not sample.has_audio or sample.audio is None or sample.audio.size == 0:
+    if sample.audio is None or sample.audio.size == 0:
         return None
     return windows_from_samples(sample.audio, limits)
 

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.media import astronaut, encode
-from tests.triton_process import TritonProcess, free_port, start_triton, subset_repository
+from deepfake_serving.testing.media import astronaut, encode
+from deepfake_serving.testing.triton import TritonProcess, free_port, start_triton, subset_repository
 
 LATE_START_DELAY_S = 2.0
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.triton_process import TritonProcess, free_port
+from deepfake_serving.testing.triton import TritonProcess, free_port
 
 
 def run_cli(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[str]:

@@ -20,7 +20,7 @@ from deepfake_client import (
     RetryPolicy,
     UnsupportedMediaError,
 )
-from tests.triton_process import TritonProcess
+from deepfake_serving.testing.triton import TritonProcess
 
 PROTOCOLS = ["grpc", "http"]
 
@@ -136,7 +136,7 @@ def test_media_over_the_size_limit_is_refused_before_sending(tmp_path: Path, sma
 def media_clips() -> dict[str, bytes]:
     from skimage import data
 
-    from tests import media_av
+    from deepfake_serving.testing import media_av
 
     frames = media_av.moving_frames(data.astronaut(), 12, 128, 128)
     return {
@@ -149,9 +149,9 @@ def media_clips() -> dict[str, bytes]:
 def test_audio_and_video_are_scored_and_sniffed(triton: TritonProcess, protocol: str, media_clips) -> None:
     with DeepfakeClient(url_for(triton, protocol), protocol=protocol) as client:
         audio = client.detect(media_clips["audio"])
-        assert audio.kind == "audio" and audio.real_seconds == pytest.approx(5.0, abs=0.1)
+        assert audio.kind == "audio" and audio.duration_s == pytest.approx(5.0, abs=0.1)
         assert [w.start_s for w in audio.windows] == [0.0, 1.0] and 0 <= audio.fake_prob <= 1
-        assert audio.demo_weights and not audio.silent
+        assert audio.demo_weights and not audio.audio_silent
         video = client.detect_video(media_clips["video"])
         assert video.kind == "video" and len(video.frames) == 16 and video.has_audio
         assert video.audio_fake_prob is not None and 0 <= video.fake_prob <= 1
@@ -180,7 +180,7 @@ def _raw(url: str, model: str, name: str, data: bytes) -> dict:
 
 def test_image_result_fields_are_the_servers_tensors_field_by_field(triton: TritonProcess) -> None:
     """Four different faces: a field read from the wrong tensor, or faces zipped out of order, fails."""
-    from tests import media
+    from deepfake_serving.testing import media
 
     data = media.encode(media.grid_2x2(media.astronaut()), "JPEG")
     raw = _raw(triton.grpc_url, "detect_image", "IMAGE", data)
@@ -199,7 +199,7 @@ def test_image_result_fields_are_the_servers_tensors_field_by_field(triton: Trit
 
 
 def test_audio_result_fields_are_the_servers_tensors_field_by_field(triton: TritonProcess) -> None:
-    from tests import media_av
+    from deepfake_serving.testing import media_av
 
     data = media_av.audio_clip("wav", 9.0)
     raw = _raw(triton.grpc_url, "detect_audio", "AUDIO", data)
@@ -208,5 +208,5 @@ def test_audio_result_fields_are_the_servers_tensors_field_by_field(triton: Trit
     assert [w.start_s for w in result.windows] == pytest.approx(raw["WINDOW_START_S"].tolist())
     assert [w.fake_prob for w in result.windows] == pytest.approx(raw["WINDOW_FAKE_PROB"].tolist())
     assert result.fake_prob == pytest.approx(float(raw["FAKE_PROB"][0]))
-    assert result.real_seconds == pytest.approx(float(raw["REAL_SECONDS"][0]))
-    assert result.silent is bool(raw["ALL_SILENT"][0])
+    assert result.duration_s == pytest.approx(float(raw["DURATION_S"][0]))
+    assert result.audio_silent is bool(raw["AUDIO_SILENT"][0])

@@ -7,8 +7,8 @@ import time
 import pytest
 
 from deepfake_client import DeadlineExceededError, DeepfakeClient, ImageResult, RetryPolicy, UnavailableError
+from deepfake_serving.testing.triton import TritonProcess, free_port
 from tests.client.conftest import LateServer
-from tests.triton_process import TritonProcess, free_port
 
 FAST_RETRY = RetryPolicy(attempts=3, initial_backoff_s=0.05, max_backoff_s=0.1)
 
@@ -92,7 +92,7 @@ def test_a_draining_endpoint_is_failed_over_to_the_live_server(
     NOT_FOUND "has no available versions": the client must go on to the next endpoint."""
     from deepfake_serving.repository_api import RepositoryApi
     from deepfake_serving.server_flags import ADMIN_HEADER, local_flags
-    from tests.triton_process import start_triton, subset_repository
+    from deepfake_serving.testing.triton import start_triton, subset_repository
 
     draining = start_triton(tmp_path, subset_repository(tmp_path), extra=local_flags("drain-key"))
     try:
@@ -118,7 +118,7 @@ def test_a_request_past_its_deadline_is_reported_and_retried_only_when_asked(
 ) -> None:
     import numpy as np
 
-    from tests import media
+    from deepfake_serving.testing import media
 
     rng = np.random.default_rng(0)
     slow = media.encode((rng.random((2500, 2500, 3)) * 255).astype(np.uint8), "JPEG", quality=80)  # ~1 s of MTCNN

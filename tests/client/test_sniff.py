@@ -7,7 +7,7 @@ import struct
 import pytest
 
 from deepfake_client import sniff
-from tests.media import astronaut, encode
+from deepfake_serving.testing.media import astronaut, encode
 
 
 def ogg_page(packet: bytes, *, bos: bool = True) -> bytes:
@@ -16,12 +16,14 @@ def ogg_page(packet: bytes, *, bos: bool = True) -> bytes:
 
 
 def ftyp(brand: bytes, *handlers: bytes) -> bytes:
+    """An ISO BMFF ``ftyp`` box with ``brand``, then a ``moov`` holding one ``hdlr`` box per handler type."""
     boxes = b"".join(struct.pack(">I", 32) + b"hdlr" + b"\x00" * 8 + handler + b"\x00" * 12 for handler in handlers)
     return struct.pack(">I", 16) + b"ftyp" + brand + b"\x00\x00\x02\x00" + b"moov" + boxes
 
 
 @pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "BMP", "GIF", "TIFF"])
 def test_every_image_format_the_server_accepts_is_sniffed_as_an_image(fmt: str) -> None:
+    """Real encoder output of every accepted image format routes to detect_image."""
     found = sniff(encode(astronaut()[:64, :64], fmt))
     assert found is not None and found.kind == "image" and found.format == fmt.lower()
 
@@ -46,10 +48,12 @@ def test_every_image_format_the_server_accepts_is_sniffed_as_an_image(fmt: str) 
     ],
 )
 def test_audio_and_video_containers_are_told_apart_by_their_track_headers(data: bytes, kind: str, fmt: str) -> None:
+    """Audio formats go by their magic; containers that may hold sound only go by their track headers."""
     found = sniff(data)
     assert found is not None and (found.kind, found.format) == (kind, fmt)
 
 
 @pytest.mark.parametrize("data", [b"", b"hello world", b"%PDF-1.7\n", b"PK\x03\x04zip", b"RIFF\x00\x00\x00\x00XXXX"])
 def test_content_that_is_no_media_is_not_recognised(data: bytes) -> None:
+    """Non-media (text, PDF, ZIP, an unknown RIFF form) is not guessed at."""
     assert sniff(data) is None

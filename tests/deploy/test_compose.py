@@ -1,5 +1,6 @@
 """docker-compose.yml against the compose-spec schema (check-jsonschema's vendored copy)
-and the wiring the issue asks for. `docker compose config` is not available here
+and its wiring (export before Triton, GPU reservation, monitoring, load test).
+`docker compose config` is not available here
 (the docker CLI is installed without the compose plugin)."""
 
 from __future__ import annotations

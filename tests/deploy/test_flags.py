@@ -3,14 +3,17 @@ and the local Triton 2.51 accepts the ones it supports, restricting what they sa
 
 from __future__ import annotations
 
+import re
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import pytest
 
+from deepfake_contract import MAX_REQUEST_BYTES, MEDIA
 from deepfake_serving import server_flags
 from deepfake_serving.server_flags import FlagOptions, production_flags
-from tests.triton_process import start_triton
+from deepfake_serving.testing.triton import start_triton
 
 
 def test_compose_and_every_overlay_carry_exactly_the_production_flags(render_flags, kubectl):
@@ -27,6 +30,22 @@ def test_gpu_flags_add_only_the_gpu_config_and_metrics():
 def test_the_restricted_api_flag_uses_tritons_syntax():
     flag = server_flags.restricted(("logging", "trace"), "s3cret")
     assert flag == "logging,trace:triton-admin-key=s3cret"
+
+
+def test_the_production_http_body_limit_admits_the_largest_accepted_file():
+    """26.07 refuses HTTP bodies over 64 MB by default; detect_video accepts 256 MiB files."""
+    flags = production_flags(FlagOptions(gpu=False, admin_key="k"))
+    (limit,) = [int(f.split("=", 1)[1]) for f in flags if f.startswith("--http-max-input-size=")]
+    assert limit == MAX_REQUEST_BYTES and limit > max(m.max_bytes for m in MEDIA)
+    # 2.51 (the local server) does not know the flag and would refuse to start with it.
+    assert not any(f.startswith("--http-max-input-size") for f in server_flags.local_flags("k"))
+
+
+@pytest.mark.parametrize("dockerfile", ["Dockerfile", "Dockerfile.export"])
+def test_the_flags_are_written_for_the_release_the_images_are_built_on(dockerfile):
+    text = (Path(__file__).resolve().parents[2] / dockerfile).read_text()
+    tags = set(re.findall(r"nvcr\.io/nvidia/[a-z]+:(\d+\.\d+)-py3", text))
+    assert tags == {server_flags.PRODUCTION_RELEASE}, f"{dockerfile} builds on {tags}"
 
 
 @pytest.fixture(scope="module")

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from deepfake_contract import DETECTORS, VISUAL_DETECTOR, ModelSpec, TensorSpec
 from deepfake_export import tensorrt
-from deepfake_serving.contract import DETECTORS, VISUAL_DETECTOR, NetworkSpec, TensorSpec
 from deepfake_serving.model_configs import BATCHING, to_message
 
 
@@ -22,10 +22,10 @@ def test_every_detector_gets_a_profile_from_batch_1_to_its_max_batch_size(spec):
 
 
 def test_a_network_without_a_batch_axis_or_with_dynamic_dims_is_refused():
-    no_batch = NetworkSpec("x", (TensorSpec("input", (3,)),), (), 0, "")
+    no_batch = ModelSpec("x", (TensorSpec("input", (3,)),), (), 0, "")
     with pytest.raises(ValueError, match="batch"):
         tensorrt.optimization_profile(no_batch)
-    dynamic = NetworkSpec("pnet", (TensorSpec("input", (3, -1, -1)),), (), 8, "")
+    dynamic = ModelSpec("pnet", (TensorSpec("input", (3, -1, -1)),), (), 8, "")
     with pytest.raises(ValueError, match="dynamic"):
         tensorrt.optimization_profile(dynamic)
 

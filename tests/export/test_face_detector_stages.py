@@ -7,8 +7,8 @@ import pytest
 
 from deepfake_serving.image_pipeline import FaceDetector, FaceSettings
 from deepfake_serving.onnx_runner import onnx_callable
-from tests import media
-from tests.triton_process import MODEL_REPOSITORY
+from deepfake_serving.testing import media
+from deepfake_serving.testing.triton import MODEL_REPOSITORY
 
 STAGE_DIR = MODEL_REPOSITORY / "face_detector" / "1"
 

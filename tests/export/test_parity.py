@@ -14,12 +14,12 @@ import numpy as np
 import pytest
 import torch  # noqa: E402
 
+from deepfake_contract import by_name  # noqa: E402
 from deepfake_export.__main__ import onnx_path  # noqa: E402
 from deepfake_export.models import BUILDERS  # noqa: E402
 from deepfake_export.onnx_export import PARITY_BATCHES, TOLERANCE, exportable, parity, sample_inputs  # noqa: E402
 from deepfake_export.weights import load_weights  # noqa: E402
-from deepfake_serving.contract import by_name  # noqa: E402
-from tests.triton_process import MODEL_REPOSITORY, ROOT  # noqa: E402
+from deepfake_serving.testing.triton import MODEL_REPOSITORY, ROOT  # noqa: E402
 
 MANIFEST = ROOT / "build" / "export" / "manifest.json"
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.triton_process import ROOT, free_port
+from deepfake_serving.testing.triton import ROOT, free_port
 
 pytestmark = pytest.mark.server
 # Locust lives in its own venv (make perf-venv): see perf/requirements.txt.

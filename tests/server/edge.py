@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.triton_process import ROOT, TritonProcess, free_ports
+from deepfake_serving.testing.triton import ROOT, TritonProcess, free_ports
 
 CADDYFILE = ROOT / "deploy" / "k8s" / "components" / "edge" / "Caddyfile"
 

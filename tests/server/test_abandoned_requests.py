@@ -24,9 +24,9 @@ import pytest
 import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
 
-from tests import media, media_av
+from deepfake_serving.testing import media, media_av
+from deepfake_serving.testing.triton import running_triton
 from tests.server.helpers import infer
-from tests.triton_process import running_triton
 
 pytestmark = pytest.mark.server
 

@@ -23,11 +23,12 @@ import pytest
 import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
 
-from deepfake_serving.contract import DETECTORS, NetworkSpec
+from deepfake_contract import DETECTORS, ModelSpec
 from deepfake_serving.model_configs import parse_pbtxt
-from tests import bad_media, media, media_av
+from deepfake_serving.testing import media, media_av
+from deepfake_serving.testing.triton import MODEL_REPOSITORY
+from tests import bad_media
 from tests.server.helpers import Tensor, infer
-from tests.triton_process import MODEL_REPOSITORY
 
 pytestmark = pytest.mark.server
 
@@ -60,7 +61,7 @@ def floats(name: str, shape: tuple[int, ...], fill: float = 0.0, at: float | Non
     return array
 
 
-def detector_cases(spec: NetworkSpec) -> list[Case]:
+def detector_cases(spec: ModelSpec) -> list[Case]:
     dims, name, limit = spec.inputs[0].dims, spec.name, spec.max_batch_size
     good = (1, *dims)
     return [
@@ -201,23 +202,18 @@ def probs(rows: int, fake: float = 0.3) -> np.ndarray:
 
 
 def image_fusion_inputs(visual: np.ndarray, forensic: np.ndarray, features: np.ndarray) -> list[Tensor]:
-    return [("VISUAL_PROBS", visual, "FP32"), ("FORENSIC_PROBS", forensic, "FP32"), ("FEATURES", features, "FP32")]
-
-
-def audio_fusion_inputs(
-    window_probs: np.ndarray, starts: np.ndarray, seconds: np.ndarray, silent: np.ndarray
-) -> list[Tensor]:
     return [
-        ("PROBS", window_probs, "FP32"),
-        ("STARTS", starts, "FP32"),
-        ("SECONDS", seconds, "FP32"),
-        ("SILENT_IN", silent, "BOOL"),
+        ("VISUAL_PROBS", visual, "FP32"),
+        ("FORENSIC_PROBS", forensic, "FP32"),
+        ("FORENSIC_FEATURES", features, "FP32"),
     ]
 
 
+def audio_fusion_inputs(window_probs: np.ndarray, silent: np.ndarray) -> list[Tensor]:
+    return [("WINDOW_PROBS", window_probs, "FP32"), ("WINDOW_SILENT", silent, "BOOL")]
+
+
 ONE_FACE = np.zeros((1, 12), np.float32)
-STARTS_2 = np.array([0.0, 2.0], np.float32)
-SECONDS = np.array([6.0], np.float32)
 SILENT_2 = np.array([False, False])
 
 COMPOSING_CASES = [
@@ -275,40 +271,37 @@ COMPOSING_CASES = [
     ),
     Case(
         "image_fusion",
-        "FEATURES",
+        "FORENSIC_FEATURES",
         "row_count_mismatch",
         lambda: image_fusion_inputs(probs(1), probs(1), np.zeros((3, 12), np.float32)),
-        ("same number of rows", "features has 3"),
+        ("same number of rows", "forensic_features has 3"),
     ),
     Case(
-        "audio_fusion",
-        "PROBS",
-        "row_count_mismatch",
-        lambda: audio_fusion_inputs(probs(3), STARTS_2, SECONDS, SILENT_2),
-        ("same number of rows", "probs has 3", "starts has 2"),
-    ),
-    Case(
-        "audio_fusion",
-        "STARTS",
-        "nan",
-        lambda: audio_fusion_inputs(probs(2), np.array([0.0, np.nan], np.float32), SECONDS, SILENT_2),
-        ("nan or inf",),
-    ),
-    Case(
-        "audio_fusion",
-        "SECONDS",
+        "image_fusion",
+        "FORENSIC_FEATURES",
         "inf",
-        lambda: audio_fusion_inputs(probs(2), STARTS_2, np.array([np.inf], np.float32), SILENT_2),
+        lambda: image_fusion_inputs(probs(1), probs(1), np.full((1, 12), np.inf, np.float32)),
         ("nan or inf",),
     ),
     Case(
         "audio_fusion",
-        "SILENT_IN",
+        "WINDOW_PROBS",
+        "row_count_mismatch",
+        lambda: audio_fusion_inputs(probs(3), SILENT_2),
+        ("same number of rows", "window_probs has 3", "window_silent has 2"),
+    ),
+    Case(
+        "audio_fusion",
+        "WINDOW_PROBS",
+        "nan",
+        lambda: audio_fusion_inputs(np.array([[0.5, 0.5], [np.nan, 0.5]], np.float32), SILENT_2),
+        ("nan or inf",),
+    ),
+    Case(
+        "audio_fusion",
+        "WINDOW_SILENT",
         "float_instead_of_bool",
-        lambda: [
-            *audio_fusion_inputs(probs(2), STARTS_2, SECONDS, SILENT_2)[:3],
-            ("SILENT_IN", np.zeros(2, np.float32), "FP32"),
-        ],
+        lambda: [audio_fusion_inputs(probs(2), SILENT_2)[0], ("WINDOW_SILENT", np.zeros(2, np.float32), "FP32")],
         ("data-type is 'fp32'", "expects 'bool'"),
     ),
 ]

@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
 
-from deepfake_serving.contract import DETECTORS
-from tests import media, media_av
+from deepfake_contract import DETECTORS
+from deepfake_serving.testing import media, media_av
+from deepfake_serving.testing.triton import MODEL_REPOSITORY, start_triton
 from tests.server.helpers import infer
-from tests.triton_process import MODEL_REPOSITORY, start_triton
 
 pytestmark = pytest.mark.server
 

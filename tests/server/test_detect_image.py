@@ -12,25 +12,16 @@ import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
 from PIL import Image
 
+from deepfake_contract import DETECT_IMAGE
 from deepfake_serving.forensics import extract_batch
 from deepfake_serving.image_pipeline import FaceDetector, FaceSettings, center_box
 from deepfake_serving.onnx_runner import OnnxRunner, SessionSettings
-from tests import media
-from tests.triton_process import MODEL_REPOSITORY
+from deepfake_serving.testing import media
+from deepfake_serving.testing.triton import MODEL_REPOSITORY
 
 pytestmark = pytest.mark.server
 
-OUTPUTS = [
-    "FACE_BOXES",
-    "FACE_CONFIDENCE",
-    "VISUAL_FAKE_PROB",
-    "FORENSIC_FAKE_PROB",
-    "FORENSIC_FEATURES",
-    "FAKE_PROB",
-    "FACE_FOUND",
-    "FACES_DROPPED",
-    "DEMO_WEIGHTS",
-]
+OUTPUTS = list(DETECT_IMAGE.output_names)
 
 
 def detect(client: grpcclient.InferenceServerClient, data: bytes) -> dict[str, np.ndarray]:

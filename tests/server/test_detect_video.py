@@ -6,29 +6,18 @@ import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
 
+from deepfake_contract import DETECT_VIDEO
 from deepfake_serving import video_pipeline as V
 from deepfake_serving.fusion import FrameAggregation, VideoFusion
 from deepfake_serving.image_pipeline import FaceDetector, FaceSettings
 from deepfake_serving.onnx_runner import OnnxRunner, SessionSettings
+from deepfake_serving.testing import media, media_av
+from deepfake_serving.testing.triton import MODEL_REPOSITORY
 from deepfake_serving.video import sample_video
-from tests import media, media_av
-from tests.triton_process import MODEL_REPOSITORY
 
 pytestmark = pytest.mark.server
 
-OUTPUTS = [
-    "TEMPORAL_FAKE_PROB",
-    "FRAME_TIME_S",
-    "FRAME_FAKE_PROB",
-    "FRAME_HAS_FACE",
-    "FRAME_FACE_COUNT",
-    "FRAMES_FAKE_PROB",
-    "AUDIO_FAKE_PROB",
-    "HAS_AUDIO",
-    "AUDIO_SILENT",
-    "FAKE_PROB",
-    "DEMO_WEIGHTS",
-]
+OUTPUTS = list(DETECT_VIDEO.output_names)
 
 
 def detect(client: grpcclient.InferenceServerClient, data: bytes) -> dict[str, np.ndarray]:
@@ -98,7 +87,7 @@ def test_video_without_audio_says_so_and_fuses_without_it(grpc_client, face_fram
     out = detect(grpc_client, media_av.encode_video(face_frames[:8], 8, "mp4_h264_aac"))
     assert_well_formed(out)
     assert out["HAS_AUDIO"].tolist() == [False] and out["AUDIO_FAKE_PROB"].tolist() == [-1.0]
-    # 8 frames: the last is repeated to make 16 (spec section 6).
+    # 8 frames: the last is repeated to make 16, as the training sampling does.
     assert out["FRAME_TIME_S"][7:].tolist() == [out["FRAME_TIME_S"][7]] * 9
     expected = VideoFusion().score(float(out["TEMPORAL_FAKE_PROB"][0]), float(out["FRAMES_FAKE_PROB"][0]), None)
     assert out["FAKE_PROB"][0] == pytest.approx(expected, abs=1e-6)

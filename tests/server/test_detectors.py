@@ -11,25 +11,25 @@ import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
 
-from deepfake_serving.contract import DETECTORS, VISUAL_DETECTOR, NetworkSpec
+from deepfake_contract import DETECTORS, VISUAL_DETECTOR, ModelSpec
 from deepfake_serving.onnx_runner import OnnxRunner, SessionSettings
-from tests.triton_process import MODEL_REPOSITORY
+from deepfake_serving.testing.triton import MODEL_REPOSITORY
 
 pytestmark = pytest.mark.server
 
 ALL_MODELS = [spec.name for spec in DETECTORS]
 
 
-def sample(spec: NetworkSpec, batch: int, seed: int = 0) -> np.ndarray:
+def sample(spec: ModelSpec, batch: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).standard_normal((batch, *spec.inputs[0].dims), dtype=np.float32)
 
 
-def in_process(spec: NetworkSpec, x: np.ndarray) -> dict[str, np.ndarray]:
+def in_process(spec: ModelSpec, x: np.ndarray) -> dict[str, np.ndarray]:
     runner = OnnxRunner(MODEL_REPOSITORY / spec.name / "1" / "model.onnx", SessionSettings(intra_op_threads=2))
     return runner.run_batch([{"input": x}], [t.name for t in spec.outputs])[0]
 
 
-def grpc_infer(client: grpcclient.InferenceServerClient, spec: NetworkSpec, x: np.ndarray, dtype: str = "FP32"):
+def grpc_infer(client: grpcclient.InferenceServerClient, spec: ModelSpec, x: np.ndarray, dtype: str = "FP32"):
     tensor = grpcclient.InferInput("input", list(x.shape), dtype)
     tensor.set_data_from_numpy(x)
     return client.infer(spec.name, [tensor], outputs=[grpcclient.InferRequestedOutput("output")])

@@ -20,7 +20,7 @@ import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
 
-from tests import media
+from deepfake_serving.testing import media
 from tests.server.edge import run_edge
 
 pytestmark = pytest.mark.server

@@ -24,7 +24,8 @@ import pytest
 import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
 
-from tests import bad_media, media, media_av
+from deepfake_serving.testing import media, media_av
+from tests import bad_media
 from tests.server.helpers import Tensor, infer
 
 pytestmark = pytest.mark.server

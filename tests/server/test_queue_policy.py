@@ -24,10 +24,10 @@ import pytest
 import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
 
-from deepfake_serving.contract import by_name
+from deepfake_contract import by_name
 from deepfake_serving.model_configs import detector_config, gpu_overlay, parse_pbtxt, to_message
-from tests import media
-from tests.triton_process import IMAGE_MODELS, MODEL_REPOSITORY, start_triton, subset_repository
+from deepfake_serving.testing import media
+from deepfake_serving.testing.triton import IMAGE_MODELS, MODEL_REPOSITORY, start_triton, subset_repository
 
 pytestmark = pytest.mark.server
 CLIENTS = 16

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.triton_process import free_ports, subset_repository, wait_http_ok
+from deepfake_serving.testing.triton import free_ports, subset_repository, wait_http_ok
 
 pytestmark = pytest.mark.server
 

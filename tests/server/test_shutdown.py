@@ -27,9 +27,9 @@ from tritonclient.utils import InferenceServerException
 
 from deepfake_serving import server_flags
 from deepfake_serving.repository_api import RepositoryApi
-from tests import media, media_av
+from deepfake_serving.testing import media, media_av
+from deepfake_serving.testing.triton import TritonProcess, start_triton, subset_repository
 from tests.server.edge import run_edge
-from tests.triton_process import TritonProcess, start_triton, subset_repository
 
 pytestmark = pytest.mark.server
 DEADLINE_S = 60

@@ -25,8 +25,8 @@ from tritonclient.utils import InferenceServerException
 
 from deepfake_serving import server_flags, stub_health
 from deepfake_serving.repository_api import RepositoryApi
-from tests import media
-from tests.triton_process import start_triton, subset_repository
+from deepfake_serving.testing import media
+from deepfake_serving.testing.triton import start_triton, subset_repository
 
 pytestmark = pytest.mark.server
 

@@ -11,7 +11,7 @@ import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
 
 from deepfake_client import DeepfakeClient, TlsOptions
-from tests.triton_process import MODEL_REPOSITORY, start_triton
+from deepfake_serving.testing.triton import MODEL_REPOSITORY, start_triton
 
 pytestmark = pytest.mark.server
 

@@ -16,9 +16,10 @@ import tritonclient.grpc as grpcclient
 from PIL import Image
 from tritonclient.utils import InferenceServerException
 
-from tests import bad_media, media, media_av
+from deepfake_serving.testing import media, media_av
+from deepfake_serving.testing.triton import running_triton
+from tests import bad_media
 from tests.server.helpers import infer
-from tests.triton_process import running_triton
 
 pytestmark = pytest.mark.server
 
@@ -109,7 +110,7 @@ def test_a_clip_with_fewer_frames_than_sampled_says_so(client):
     data = media_av.encode_frames(frames, 10, "mp4", "libx264", "yuv420p", {"preset": "ultrafast"})
     result = infer(client, "detect_video", _bytes("VIDEO", data))
     assert int(result.as_numpy("DISTINCT_FRAMES")[0]) == 5
-    assert len(result.as_numpy("FRAME_FAKE_PROB")) == 16  # the spec's 16, the last repeated
+    assert len(result.as_numpy("FRAME_FAKE_PROB")) == 16  # always 16 frames, the last repeated
 
 
 def test_the_server_still_answers_the_same_after_the_costly_inputs(server, client, good_answer):

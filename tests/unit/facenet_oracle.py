@@ -1,7 +1,8 @@
 """facenet-pytorch's MTCNN as a test oracle, without torchvision (tests only).
 
 facenet-pytorch 2.6.0 is installed with ``--no-deps`` next to a CPU build of
-torch that torchvision cannot load beside (see RUNTIME.md), and both its
+torch that torchvision cannot load beside ("operator torchvision::nms does
+not exist"), and both its
 package ``__init__`` and ``detect_face.py`` import torchvision. So the
 package's own files are loaded by path under a private package name, without
 running its ``__init__``, and ``detect_face.py`` gets a small pure-torch

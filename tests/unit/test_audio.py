@@ -1,4 +1,4 @@
-"""Audio decoding, windowing and log-mel parity with librosa (the spec's reference).
+"""Audio decoding, windowing and log-mel parity with librosa (the reference implementation).
 
 All media is synthesized and encoded with PyAV in the test. librosa is only the
 oracle here; the serving code does not import it.
@@ -16,14 +16,15 @@ import pytest
 
 from deepfake_serving import audio as A
 from deepfake_serving.errors import RequestError
+from deepfake_serving.testing.media_av import AUDIO_FORMATS as FORMATS
+from deepfake_serving.testing.media_av import encode_audio
+from deepfake_serving.testing.media_av import tone as _tone
 from tests import bad_media
-from tests.media_av import AUDIO_FORMATS as FORMATS
-from tests.media_av import encode_audio
-from tests.media_av import tone as _tone
 
 
 @pytest.mark.parametrize("name", sorted(FORMATS))
 def test_decode_each_format_duration_and_rate(name: str) -> None:
+    """Every accepted format decodes to 16 kHz mono of the right length, pitch and level."""
     fmt, codec, sr, stereo, options = FORMATS[name]
     seconds = 2.5
     data = encode_audio(_tone(sr, seconds, 440.0), sr, fmt, codec, stereo=stereo, options=options)
@@ -41,6 +42,7 @@ def test_decode_each_format_duration_and_rate(name: str) -> None:
 
 
 def test_stereo_44k_is_downmixed_mean_and_resampled() -> None:
+    """Stereo is down-mixed by the channel mean (``librosa.to_mono``), not swresample's -3 dB mix."""
     sr = 44100
     left = _tone(sr, 2.0, 440.0, 0.6)
     right = _tone(sr, 2.0, 1000.0, 0.2)
@@ -56,6 +58,7 @@ def test_stereo_44k_is_downmixed_mean_and_resampled() -> None:
 
 
 def test_mel_matches_librosa() -> None:
+    """The NumPy log-mel reproduces librosa's (the training features) on varied signals."""
     rng = np.random.default_rng(0)
     t = np.arange(64000) / 16000
     signals = {
@@ -77,11 +80,13 @@ def test_mel_matches_librosa() -> None:
 
 
 def test_filterbank_matches_librosa() -> None:
+    """The Slaney mel filterbank equals ``librosa.filters.mel`` at 16 kHz, n_fft 1024, 80 bands."""
     ref = librosa.filters.mel(sr=16000, n_fft=1024, n_mels=80)
     np.testing.assert_allclose(A.mel_filterbank(), ref, rtol=1e-5, atol=1e-8)
 
 
-def test_mel_on_decoded_audio_matches_spec_reference() -> None:
+def test_mel_on_decoded_audio_matches_the_librosa_reference() -> None:
+    """Decode, window and mel end to end give librosa's features for the same samples."""
     # End to end on the same samples: decode -> window -> mel vs librosa on those samples.
     sr = 44100
     data = encode_audio(_tone(sr, 3.0, 700.0), sr, "flac", "flac")
@@ -94,6 +99,7 @@ def test_mel_on_decoded_audio_matches_spec_reference() -> None:
 
 
 def test_window_counts_and_starts() -> None:
+    """Windows every 2 s plus one aligned to the end; capped windows spread over the whole clip."""
     sr = 16000
     # Exactly 4 s: one window, no padding.
     w, s, real = A.window_audio(np.ones(64000, np.float32))
@@ -113,6 +119,7 @@ def test_window_counts_and_starts() -> None:
 
 
 def test_short_audio_is_zero_padded_and_real_seconds_reported() -> None:
+    """Audio under 4 s is zero-padded at the end and its real length reported."""
     data = encode_audio(_tone(16000, 1.5), 16000, "wav", "pcm_s16le")
     w, s, real = A.window_audio(A.decode_audio(data))
     assert w.shape == (1, 64000) and real == pytest.approx(1.5, abs=1e-3)
@@ -120,6 +127,7 @@ def test_short_audio_is_zero_padded_and_real_seconds_reported() -> None:
 
 
 def test_silence_has_no_nan_and_is_flagged() -> None:
+    """Digital silence gives finite features and is flagged silent rather than scored."""
     data = encode_audio(np.zeros(16000 * 5, np.float32), 16000, "wav", "pcm_s16le")
     windows, _, _ = A.window_audio(A.decode_audio(data))
     for window in windows:
@@ -163,6 +171,7 @@ def _bad_inputs() -> dict[str, bytes]:
 
 @pytest.mark.parametrize("case", sorted(_bad_inputs()))
 def test_bad_inputs_raise_request_error(case: str) -> None:
+    """Unusable uploads become a RequestError naming the input, never a PyAV exception."""
     with pytest.raises(RequestError) as info:
         A.decode_audio(_bad_inputs()[case], input_name="AUDIO")
     assert info.value.input_name == "AUDIO"
@@ -171,6 +180,7 @@ def test_bad_inputs_raise_request_error(case: str) -> None:
 
 @pytest.mark.parametrize("fmt", ["ogg_opus", "wav"])
 def test_truncated_stream_formats_decode_the_prefix(fmt: str) -> None:
+    """Formats without a length header read a cut file as a shorter valid one."""
     # Ogg and raw MP3 have no length header, and FFmpeg clamps a WAV data
     # chunk to the bytes present: a cut file reads as a valid shorter file.
     # Truncation is rejected where FFmpeg reports the declared length (FLAC
@@ -181,6 +191,7 @@ def test_truncated_stream_formats_decode_the_prefix(fmt: str) -> None:
 
 
 def test_limits() -> None:
+    """Non-bytes, oversized and over-long input is refused up front, with the limit in the message."""
     data = encode_audio(_tone(16000, 3.0), 16000, "wav", "pcm_s16le")
     with pytest.raises(RequestError, match="bytes exceeds the limit"):
         A.decode_audio(data, max_bytes=1000)
@@ -191,6 +202,7 @@ def test_limits() -> None:
 
 
 def test_duration_limit_enforced_while_decoding_when_header_has_none() -> None:
+    """The duration limit holds on decoded samples when the header only estimates it."""
     # Raw MP3 stream without a Xing/LAME header: duration is only an estimate,
     # so the limit must also hold on decoded samples.
     data = encode_audio(_tone(16000, 6.0), 16000, "mp3", "libmp3lame")
@@ -199,6 +211,7 @@ def test_duration_limit_enforced_while_decoding_when_header_has_none() -> None:
 
 
 def test_decode_and_mel_speed() -> None:
+    """Decoding and features of a 4 s clip stay fast enough for the request path."""
     data = encode_audio(_tone(44100, 4.0), 44100, "mp3", "libmp3lame")
     start = time.perf_counter()
     for _ in range(5):
@@ -212,13 +225,13 @@ def test_a_wav_declaring_more_data_than_it_holds_is_decoded_as_what_it_holds():
     """Streaming writers leave the data size at its maximum; FFmpeg reads what is there, and so do we.
 
     A header declaring 10 hours allocates nothing: decoding is bounded by the bytes sent, and
-    ``real_seconds`` reports the 0.5 s that were actually there.
+    ``duration_s`` reports the 0.5 s that were actually there.
     """
     from deepfake_serving.audio_pipeline import prepare_audio
 
     samples = (_tone(16000, 0.5) * 20000).astype(np.int16).tobytes()
     windows = prepare_audio(bad_media.wav(samples, declared_data_bytes=16000 * 3600 * 10 * 2))
-    assert windows.real_seconds == pytest.approx(0.5, abs=0.01)
+    assert windows.duration_s == pytest.approx(0.5, abs=0.01)
     assert len(windows.mel) == 1
 
 
@@ -232,8 +245,8 @@ def _broadband(sr: int, seconds: float) -> np.ndarray:
 
 @pytest.mark.parametrize("sr", [44100, 48000])
 @pytest.mark.parametrize("fmt", ["wav", "flac"])
-def test_the_whole_path_matches_librosa_load_and_the_spec_mel(tmp_path, fmt: str, sr: int) -> None:
-    """The spec's training code starts from ``librosa.load(path, sr=16000)``, which resamples with
+def test_the_whole_path_matches_librosa_load_and_the_librosa_mel(tmp_path, fmt: str, sr: int) -> None:
+    """The training code starts from ``librosa.load(path, sr=16000)``, which resamples with
     soxr "HQ". With ``resample_poly`` the server's top mel band differed by up to 16.6 dB on this signal."""
     import soundfile
 

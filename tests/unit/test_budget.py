@@ -8,7 +8,8 @@ import pytest
 from deepfake_serving import audio, imaging, video
 from deepfake_serving.budget import RequestCancelled, WorkBudget
 from deepfake_serving.errors import RequestError
-from tests import bad_media, media, media_av
+from deepfake_serving.testing import media, media_av
+from tests import bad_media
 
 
 def test_jpeg_scans_are_counted_from_the_markers():

@@ -60,7 +60,7 @@ def test_the_center_crop_is_the_largest_centred_square() -> None:
     assert (crop == 200).all()
 
 
-def test_normalisation_follows_spec_section_three() -> None:
+def test_normalisation_is_imagenets() -> None:
     crops = np.random.default_rng(0).integers(0, 256, (2, 224, 224, 3), dtype=np.uint8)
     out = normalize_for_visual(crops)
     assert out.shape == (2, 3, 224, 224) and out.dtype == np.float32 and out.flags.c_contiguous

@@ -1,7 +1,8 @@
-"""Forensic features against the spec's reference code, and the blocking score.
+"""Forensic features against the reference implementation, and the blocking score.
 
-Run as a module for the timings quoted in deepfake_serving.forensics:
-``PYTHONPATH=src:. python -m tests.unit.test_forensics``.
+The reference is :func:`deepfake_serving.testing.forensics_reference.reference`;
+the timings quoted in deepfake_serving.forensics come from
+``.venv/bin/python -m perf.measure_forensics``.
 """
 
 from __future__ import annotations
@@ -12,8 +13,6 @@ import cv2
 import numpy as np
 import pytest
 from PIL import Image
-from scipy import fftpack
-from scipy.stats import entropy
 from skimage import data
 
 from deepfake_serving.forensics import (
@@ -23,48 +22,7 @@ from deepfake_serving.forensics import (
     extract_forensic_features,
     nlm_denoise,
 )
-
-
-# fmt: off
-def reference(image):
-    """Spec section 4's extract_forensic_features, verbatim (the oracle)."""
-    gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
-
-    # FFT features
-    f_transform = fftpack.fft2(gray)
-    f_shift = fftpack.fftshift(f_transform)
-    magnitude = np.abs(f_shift)
-
-    h, w = magnitude.shape
-    center = magnitude[h//4:3*h//4, w//4:3*w//4]
-    high_freq_ratio = 1 - np.sum(center) / np.sum(magnitude)
-
-    mag_norm = magnitude.flatten() / np.sum(magnitude)
-    spectral_ent = entropy(mag_norm + 1e-10)
-
-    # Noise features
-    denoised = cv2.fastNlMeansDenoisingColored(image, None, 10, 10, 7, 21)
-    noise = image.astype(float) - denoised.astype(float)
-
-    # Quality features
-    sharpness = cv2.Laplacian(gray, cv2.CV_64F).var()
-
-    return {
-        'high_freq_ratio': high_freq_ratio,
-        'spectral_entropy': spectral_ent,
-        'magnitude_mean': np.mean(magnitude),
-        'magnitude_std': np.std(magnitude),
-        'noise_variance': np.var(noise),
-        'noise_mean': np.mean(np.abs(noise)),
-        'noise_var_r': np.var(noise[:,:,0]),
-        'noise_var_g': np.var(noise[:,:,1]),
-        'noise_var_b': np.var(noise[:,:,2]),
-        'noise_var_ratio': max(np.var(noise[:,:,i]) for i in range(3)) /
-                          (min(np.var(noise[:,:,i]) for i in range(3)) + 1e-10),
-        'sharpness': sharpness,
-        'blocking_score': 0  # Compute if needed
-    }
-# fmt: on
+from deepfake_serving.testing.forensics_reference import reference
 
 
 def face_crop() -> np.ndarray:
@@ -105,7 +63,7 @@ def test_features_1_to_11_match_the_reference(name):
     expected = reference(image)
     got = extract_forensic_features(image)
     assert got.dtype == np.float64 and got.shape == (12,)
-    # The spec's order is the reference's own dict order, not the implementation's name list.
+    # The documented order is the reference's own dict order, not the implementation's name list.
     assert list(FEATURE_NAMES) == list(expected)
     for index, feature in enumerate(list(expected)[:11]):
         assert got[index] == pytest.approx(expected[feature], rel=1e-4, abs=1e-9), feature

@@ -7,8 +7,8 @@ import pytest
 
 from deepfake_serving.audio_pipeline import AudioLimits, prepare_audio, windows_from_samples
 from deepfake_serving.fusion import NO_SCORE, AudioAggregation, FrameAggregation, ImageFusion, VideoFusion
+from deepfake_serving.testing import media_av
 from deepfake_serving.video_pipeline import FrameFaces, batches, frame_scores
-from tests import media_av
 
 
 def test_a_few_strongly_fake_windows_are_not_averaged_away():
@@ -88,7 +88,7 @@ def test_prepared_audio_has_one_mel_start_and_flag_per_window():
     windows = prepare_audio(media_av.audio_clip("wav", 9.0))
     assert windows.mel.shape == (4, 1, 80, 251) and windows.mel.dtype == np.float32
     np.testing.assert_allclose(windows.starts_s, [0, 2, 4, 5])
-    assert not windows.silent.any() and windows.real_seconds == pytest.approx(9.0, abs=1e-3)
+    assert not windows.silent.any() and windows.duration_s == pytest.approx(9.0, abs=1e-3)
     assert windows_from_samples(np.zeros(16000, np.float32)).silent.tolist() == [True]
 
 

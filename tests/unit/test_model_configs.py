@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from google.protobuf import json_format
 
-from deepfake_serving.contract import DETECTORS
+from deepfake_contract import DETECTORS
 from deepfake_serving.model_configs import detector_config, gpu_overlay, parse_pbtxt, to_message, to_pbtxt
 
 REPOSITORY = Path(__file__).resolve().parents[2] / "model_repository"

@@ -2,7 +2,8 @@
 
 The oracle is facenet-pytorch's own ``detect_face`` and pretrained
 ``PNet``/``RNet``/``ONet``, loaded by file path by ``facenet_oracle.py``.
-torchvision cannot be imported next to the CPU torch build (RUNTIME.md), so
+torchvision cannot be imported next to the CPU torch build ("operator
+torchvision::nms does not exist"), so
 while facenet's files are imported, a small pure-torch ``batched_nms`` shim
 stands in for ``torchvision.ops.boxes`` (and an empty
 ``torchvision.transforms.functional``); this affects the oracle only. The

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from deepfake_serving import stub_health
 from deepfake_serving.repository_api import flag_values
-from tests.triton_process import MODEL_REPOSITORY
+from deepfake_serving.testing.triton import MODEL_REPOSITORY
 
 PYTHON_MODELS = {
     "face_detector_0_0", "face_detector_0_1", "forensic_features_0_0", "forensic_features_0_1",

@@ -21,7 +21,7 @@ import pytest
 from deepfake_serving import server_flags, supervise
 from deepfake_serving.model_configs import parse_pbtxt
 from deepfake_serving.repository_api import RepositoryApi
-from tests.triton_process import MODEL_REPOSITORY
+from deepfake_serving.testing.triton import MODEL_REPOSITORY
 
 
 def test_the_repository_api_is_found_in_the_production_flags():

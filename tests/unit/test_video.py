@@ -1,4 +1,4 @@
-"""Frame sampling (spec section 6) from in-memory video, with clips encoded in the test.
+"""Frame sampling for the temporal analyzer from in-memory video, with clips encoded in the test.
 
 Every frame carries its index as a row of black/white 16x16 blocks (binary,
 MSB first), which survives lossy coding, so the test can read back which frame
@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 from deepfake_serving.errors import RequestError
+from deepfake_serving.testing import media_av
 from deepfake_serving.video import sample_indices, sample_video
-from tests import media_av
 
 BITS = 11
 BLOCK = 16
@@ -75,11 +75,13 @@ def encode_video(
 
 @pytest.fixture(scope="module")
 def clips() -> dict[str, bytes]:
+    """One 50-frame, 25 fps clip per accepted format, encoded once for the module."""
     return {name: encode_video(50, 25, *spec) for name, spec in FORMATS.items()}
 
 
 @pytest.mark.parametrize("name", sorted(FORMATS))
 def test_samples_right_frames_in_every_format(clips: dict[str, bytes], name: str) -> None:
+    """Each format yields the 16 ``linspace`` frame indices, in RGB, with timing and the audio track."""
     result = sample_video(clips[name])
     expected = np.linspace(0, 49, 16, dtype=int)
     assert result.total_frames == 50
@@ -98,11 +100,13 @@ def test_samples_right_frames_in_every_format(clips: dict[str, bytes], name: str
 
 
 def test_sample_indices_match_spec() -> None:
+    """Indices are ``np.linspace(0, total - 1, 16, dtype=int)``, padded with the last for short clips."""
     assert list(sample_indices(100)) == list(np.linspace(0, 99, 16, dtype=int))
     assert list(sample_indices(5)) == [0, 1, 2, 3, 4] + [4] * 11
 
 
 def test_short_clip_repeats_last_frame() -> None:
+    """A clip under 16 frames repeats its last frame, as the training sampling does."""
     data = encode_video(5, 10, "mp4", "libx264", "yuv420p", {"preset": "ultrafast"})
     result = sample_video(data)
     assert result.total_frames == 5 and result.padded == 11
@@ -112,12 +116,14 @@ def test_short_clip_repeats_last_frame() -> None:
 
 
 def test_single_frame_clip() -> None:
+    """A one-frame clip fills all 16 slots with that frame."""
     data = encode_video(1, 10, "avi", "mjpeg", "yuvj420p", {})
     result = sample_video(data)
     assert result.total_frames == 1 and [_read_index(f) for f in result.frames_full] == [0] * 16
 
 
 def test_long_clip_is_sampled_without_decoding_everything() -> None:
+    """Seeking to keyframes keeps a long clip's cost near 16 GOPs, not the whole clip."""
     fps, seconds = 25, 60
     data = encode_video(fps * seconds, fps, "mp4", "libx264", "yuv420p", {"preset": "ultrafast", "g": "25"})
     start = time.perf_counter()
@@ -133,6 +139,7 @@ def test_long_clip_is_sampled_without_decoding_everything() -> None:
 
 @pytest.mark.parametrize("name", ["mp4_h264_bframes", "webm_vp9_opus", "avi_mjpeg"])
 def test_linear_decode_gives_the_same_frames(clips: dict[str, bytes], name: str) -> None:
+    """The linear fallback (no seeking) samples exactly what seeking does."""
     seeking = sample_video(clips[name], decode_audio_track=False)
     linear = sample_video(clips[name], seek=False, decode_audio_track=False)
     np.testing.assert_array_equal(seeking.frames_full, linear.frames_full)
@@ -141,6 +148,7 @@ def test_linear_decode_gives_the_same_frames(clips: dict[str, bytes], name: str)
 
 
 def test_webm_without_frame_count_in_header() -> None:
+    """WebM has no frame count in its header; the packet scan still counts frames exactly."""
     spec = FORMATS["webm_vp9_opus"]
     data = encode_video(40, 20, *spec[:4])
     with av.open(io.BytesIO(data)) as probe:
@@ -174,12 +182,14 @@ def _bad_inputs() -> dict[str, bytes]:
 
 @pytest.mark.parametrize("case", sorted(_bad_inputs()))
 def test_bad_inputs_raise_request_error(case: str) -> None:
+    """Unusable uploads become a RequestError naming the input, never a PyAV exception."""
     with pytest.raises(RequestError) as info:
         sample_video(_bad_inputs()[case])
     assert info.value.input_name == "VIDEO"
 
 
 def test_truncated_faststart_mp4_raises(tmp_path: Path) -> None:
+    """A cut faststart MP4 whose index promises missing frames is refused as truncated."""
     # With the moov atom first the index promises frames the bytes lack.
     path = tmp_path / "faststart.mp4"
     with av.open(str(path), "w", format="mp4", options={"movflags": "faststart"}) as out:
@@ -199,6 +209,7 @@ def test_truncated_faststart_mp4_raises(tmp_path: Path) -> None:
 
 
 def test_limits_checked_before_decoding() -> None:
+    """Pixel, duration and byte limits refuse from the headers, with the limit in the message."""
     data = encode_video(50, 25, "mp4", "libx264", "yuv420p", {"preset": "ultrafast"}, width=320, height=240)
     with pytest.raises(RequestError, match="320x240 pixels exceeds the limit of 10000 pixels"):
         sample_video(data, max_pixels=10000)

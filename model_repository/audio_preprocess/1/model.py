@@ -3,31 +3,29 @@
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
+from deepfake_contract import AUDIO_PREPROCESS as SPEC
 from deepfake_serving.audio_pipeline import AudioLimits, prepare_audio
-from deepfake_serving.triton_python import model_parameters, respond, single_bytes, work_budget
+from deepfake_serving.triton_python import model_parameters, respond, settings_from, single_bytes, work_budget
 
 
 class TritonPythonModel:
+    """Decode, window and mel one recording per request."""
+
     def initialize(self, args):
-        self.parameters = p = model_parameters(args)
-        self.limits = AudioLimits(
-            max_bytes=int(p["max_bytes"]),
-            max_duration_s=float(p["max_duration_s"]),
-            max_windows=int(p["max_windows"]),
-            silence_peak_dbfs=float(p["silence_peak_dbfs"]),
-            max_native_samples=int(p["max_native_samples"]),
-            max_rate_changes=int(p["max_rate_changes"]),
-        )
+        """Read the limits from the config parameters."""
+        self.parameters = model_parameters(args)
+        self.limits = settings_from(AudioLimits, self.parameters)
 
     def execute(self, requests):
-        return respond(pb_utils, "audio_preprocess", requests, self._prepare)
+        """One response per request."""
+        return respond(pb_utils, SPEC, requests, self._prepare)
 
     def _prepare(self, request):
-        budget = work_budget(request, "AUDIO", self.parameters)
-        windows = prepare_audio(single_bytes(pb_utils, request, "AUDIO"), self.limits, budget=budget)
+        budget = work_budget(request, SPEC.AUDIO.name, self.parameters)
+        windows = prepare_audio(single_bytes(pb_utils, request, SPEC.AUDIO.name), self.limits, budget=budget)
         return {
             "MEL": windows.mel,
             "WINDOW_START_S": windows.starts_s,
-            "REAL_SECONDS": np.array([windows.real_seconds], dtype=np.float32),
-            "SILENT": windows.silent,
+            "DURATION_S": np.array([windows.duration_s], dtype=np.float32),
+            "WINDOW_SILENT": windows.silent,
         }

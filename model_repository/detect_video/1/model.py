@@ -11,21 +11,22 @@ from pathlib import Path
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
+from deepfake_contract import AUDIO_DETECTOR, TEMPORAL_ANALYZER, VISUAL_DETECTOR
+from deepfake_contract import DETECT_VIDEO as SPEC
 from deepfake_serving import video_pipeline as V
 from deepfake_serving.audio_pipeline import AudioLimits
 from deepfake_serving.fusion import NO_SCORE, AudioAggregation, FrameAggregation, VideoFusion
 from deepfake_serving.image_pipeline import FaceDetector, FaceSettings
 from deepfake_serving.provenance import any_demo
-from deepfake_serving.triton_python import model_parameters, respond, single_bytes, work_budget
+from deepfake_serving.triton_python import model_parameters, respond, settings_from, single_bytes, work_budget
 from deepfake_serving.video import sample_video
-
-# The composing detectors' max_batch_size (their generated configs).
-VISUAL_MAX_BATCH = 64
-AUDIO_MAX_BATCH = 64
 
 
 class TritonPythonModel:
+    """Score one video per request."""
+
     def initialize(self, args):
+        """Load MTCNN and read every rule and limit from the config parameters."""
         self.parameters = p = model_parameters(args)
         repository = Path(args["model_repository"]).parent
         self.max_decode_pixels = int(p["max_decode_pixels"])
@@ -44,40 +45,36 @@ class TritonPythonModel:
         self.audio_limits = AudioLimits(
             max_duration_s=self.max_duration_s, max_native_samples=int(p["max_native_samples"])
         )
-        self.audio_rule = AudioAggregation(float(p["audio_top_fraction"]))
-        self.frame_rule = FrameAggregation(
-            float(p["confident_fake_threshold"]),
-            float(p["confident_fake_fraction"]),
-            float(p["confident_real_threshold"]),
-            float(p["confident_real_fraction"]),
-        )
-        self.fusion = VideoFusion(float(p["temporal_weight"]), float(p["frame_weight"]), float(p["audio_weight"]))
-        self.demo = any_demo(repository, ["temporal_analyzer", "visual_detector", "audio_detector"])
+        self.audio_rule = settings_from(AudioAggregation, p, prefix="audio_", defaulted=("silent_score",))
+        self.frame_rule = settings_from(FrameAggregation, p)
+        self.fusion = settings_from(VideoFusion, p)
+        self.demo = any_demo(repository, [d.name for d in (TEMPORAL_ANALYZER, VISUAL_DETECTOR, AUDIO_DETECTOR)])
         if self.demo:
             pb_utils.Logger.log_warn("detect_video: answers DEMO_WEIGHTS=true (untrained detectors)")
 
     def execute(self, requests):
-        return respond(pb_utils, "detect_video", requests, self._detect)
+        """One response per request."""
+        return respond(pb_utils, SPEC, requests, self._detect)
 
-    def _fake_probs(self, model, batch, max_batch):
+    def _fake_probs(self, detector, batch):
         """Column 1 ("fake") of a detector's output, via BLS in chunks of its max batch."""
         out = []
-        for chunk in V.batches(batch, max_batch):
+        for chunk in V.batches(batch, detector.max_batch_size):
             request = pb_utils.InferenceRequest(
-                model_name=model,
-                requested_output_names=["output"],
-                inputs=[pb_utils.Tensor("input", np.ascontiguousarray(chunk, dtype=np.float32))],
+                model_name=detector.name,
+                requested_output_names=[detector.output.name],
+                inputs=[pb_utils.Tensor(detector.input.name, np.ascontiguousarray(chunk, dtype=np.float32))],
             )
             response = request.exec()
             if response.has_error():
-                raise RuntimeError(f"{model}: {response.error().message()}")
-            out.append(pb_utils.get_output_tensor_by_name(response, "output").as_numpy()[:, 1])
+                raise RuntimeError(f"{detector.name}: {response.error().message()}")
+            out.append(pb_utils.get_output_tensor_by_name(response, detector.output.name).as_numpy()[:, 1])
         return np.concatenate(out).astype(np.float32) if out else np.empty(0, np.float32)
 
     def _detect(self, request):
-        budget = work_budget(request, "VIDEO", self.parameters)
+        budget = work_budget(request, SPEC.VIDEO.name, self.parameters)
         sample = sample_video(
-            single_bytes(pb_utils, request, "VIDEO"),
+            single_bytes(pb_utils, request, SPEC.VIDEO.name),
             max_bytes=self.max_bytes,
             max_duration_s=self.max_duration_s,
             max_pixels=self.max_pixels,
@@ -88,11 +85,11 @@ class TritonPythonModel:
         )
         if sample.audio_error:
             pb_utils.Logger.log_info(f"detect_video: audio track not scored: {sample.audio_error}")
-        temporal = float(self._fake_probs("temporal_analyzer", V.temporal_input(sample), 1)[0])
+        temporal = float(self._fake_probs(TEMPORAL_ANALYZER, V.temporal_input(sample))[0])
 
         budget.check("the temporal analyzer")
         faces = V.detect_frame_faces(self.faces, sample, budget)
-        face_probs = self._fake_probs("visual_detector", faces.visual_input, VISUAL_MAX_BATCH)
+        face_probs = self._fake_probs(VISUAL_DETECTOR, faces.visual_input)
         frame_probs = V.frame_scores(face_probs, faces)
         frames_score = self.frame_rule.score(frame_probs, faces.has_face)
 
@@ -102,7 +99,7 @@ class TritonPythonModel:
             voiced = ~windows.silent
             if voiced.any():
                 probs = np.full(len(windows.silent), NO_SCORE, np.float32)
-                probs[voiced] = self._fake_probs("audio_detector", windows.mel[voiced], AUDIO_MAX_BATCH)
+                probs[voiced] = self._fake_probs(AUDIO_DETECTOR, windows.mel[voiced])
                 audio_score, _ = self.audio_rule.score(probs, windows.silent)
             else:
                 audio_silent = True

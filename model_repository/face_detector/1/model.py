@@ -9,33 +9,28 @@ from pathlib import Path
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
+from deepfake_contract import FACE_DETECTOR as SPEC
 from deepfake_serving.image_pipeline import FaceDetector, FaceSettings
-from deepfake_serving.triton_python import model_parameters, respond, single_bytes, work_budget
+from deepfake_serving.triton_python import model_parameters, respond, settings_from, single_bytes, work_budget
 
 
 class TritonPythonModel:
+    """MTCNN on one image per request."""
+
     def initialize(self, args):
+        """Load the three MTCNN stages with the settings of the config parameters."""
         self.parameters = p = model_parameters(args)
-        settings = FaceSettings(
-            min_face_size=int(p["min_face_size"]),
-            min_confidence=float(p["min_confidence"]),
-            max_faces=int(p["max_faces"]),
-            margin=float(p["margin"]),
-            max_pixels=int(p["max_pixels"]),
-            max_bytes=int(p["max_bytes"]),
-            max_jpeg_scans=int(p["max_jpeg_scans"]),
-            max_tiff_chunks=int(p["max_tiff_chunks"]),
-            max_candidates=tuple(int(n) for n in p["max_candidates"].split(",")),
-        )
+        settings = settings_from(FaceSettings, p)
         version_dir = Path(args["model_repository"]) / args["model_version"]
         self.detector = FaceDetector(version_dir, settings, threads=int(p["onnx_threads"]))
 
     def execute(self, requests):
-        return respond(pb_utils, "face_detector", requests, self._detect)
+        """One response per request."""
+        return respond(pb_utils, SPEC, requests, self._detect)
 
     def _detect(self, request):
-        budget = work_budget(request, "IMAGE", self.parameters)
-        faces = self.detector.detect(single_bytes(pb_utils, request, "IMAGE"), budget=budget)
+        budget = work_budget(request, SPEC.IMAGE.name, self.parameters)
+        faces = self.detector.detect(single_bytes(pb_utils, request, SPEC.IMAGE.name), budget=budget)
         return {
             "FACE_BOXES": faces.boxes,
             "FACE_CONFIDENCE": faces.confidence,

@@ -5,23 +5,28 @@ from pathlib import Path
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
+from deepfake_contract import FORENSIC_CLASSIFIER, VISUAL_DETECTOR
+from deepfake_contract import IMAGE_FUSION as SPEC
 from deepfake_serving import validation as check
 from deepfake_serving.fusion import ImageFusion
 from deepfake_serving.provenance import any_demo
-from deepfake_serving.triton_python import model_parameters, respond
+from deepfake_serving.triton_python import model_parameters, respond, settings_from
 
 
 class TritonPythonModel:
+    """Fuse one image's per-face scores per request."""
+
     def initialize(self, args):
-        p = model_parameters(args)
-        self.fusion = ImageFusion(float(p["visual_weight"]), float(p["forensic_weight"]))
+        """Read the weights from the config parameters; note whether a detector is demo."""
+        self.fusion = settings_from(ImageFusion, model_parameters(args))
         repository = Path(args["model_repository"]).parent
-        self.demo = any_demo(repository, ["visual_detector", "forensic_classifier"])
+        self.demo = any_demo(repository, [VISUAL_DETECTOR.name, FORENSIC_CLASSIFIER.name])
         if self.demo:
             pb_utils.Logger.log_warn("image_fusion: detect_image answers DEMO_WEIGHTS=true (untrained detectors)")
 
     def execute(self, requests):
-        return respond(pb_utils, "image_fusion", requests, self._fuse)
+        """One response per request."""
+        return respond(pb_utils, SPEC, requests, self._fuse)
 
     def _fuse(self, request):
         def get(name):
@@ -29,9 +34,9 @@ class TritonPythonModel:
 
         visual_probs = check.probabilities("VISUAL_PROBS", get("VISUAL_PROBS"))
         forensic_probs = check.probabilities("FORENSIC_PROBS", get("FORENSIC_PROBS"))
-        features = check.finite("FEATURES", get("FEATURES"))
+        features = check.finite("FORENSIC_FEATURES", get("FORENSIC_FEATURES"))
         check.same_length(
-            {"VISUAL_PROBS": visual_probs, "FORENSIC_PROBS": forensic_probs, "FEATURES": features}, minimum=1
+            {"VISUAL_PROBS": visual_probs, "FORENSIC_PROBS": forensic_probs, "FORENSIC_FEATURES": features}, minimum=1
         )
         visual, forensic = visual_probs[:, 1], forensic_probs[:, 1]
         return {

@@ -15,7 +15,10 @@ from deepfake_serving.onnx_runner import OnnxRunner, SessionSettings, non_finite
 
 
 class TritonPythonModel:
+    """One ONNX detector served through ONNX Runtime, one session per model instance."""
+
     def initialize(self, args):
+        """Open the ONNX Runtime session with the config's settings and check its tensor names."""
         config = json.loads(args["model_config"])
         self.name = config["name"]
         parameters = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
@@ -34,6 +37,7 @@ class TritonPythonModel:
         pb_utils.Logger.log_info(f"{self.name}: ONNX Runtime session on {path} ({weights} weights)")
 
     def execute(self, requests):
+        """Run the batch in one session call; a request holding NaN or Inf gets INVALID_ARG instead."""
         feeds = [
             {name: pb_utils.get_input_tensor_by_name(request, name).as_numpy() for name in self.inputs}
             for request in requests

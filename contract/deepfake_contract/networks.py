@@ -1,70 +1,52 @@
-"""The tensor contract of every network the deployment serves.
+"""The networks exported to ONNX: four detectors Triton serves and MTCNN's three stages.
 
 One definition feeds the ONNX export (input/output names, dynamic axes), the
-generated ``config.pbtxt`` files and the tests, so a name or a shape cannot
-drift between them. Names follow spec section 8 (``input`` / ``output``);
-``output`` carries the probabilities of spec section 1 (``[real_prob,
-fake_prob]``) and ``logits`` the architecture's raw output (spec sections 3-6).
+generated ``config.pbtxt`` files and the tests. Every detector has one input
+``input`` and two outputs: ``output``, the probabilities ``[real_prob,
+fake_prob]`` (softmax of the logits), and ``logits``, the architecture's raw
+output. docs/models.md describes each architecture.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from deepfake_contract.tensors import ModelSpec, TensorSpec
 
+_PROBS = (
+    TensorSpec("output", (2,), meaning="[real_prob, fake_prob]: softmax of the logits"),
+    TensorSpec("logits", (2,), meaning="the architecture's raw two-class output"),
+)
 
-@dataclass(frozen=True)
-class TensorSpec:
-    """One input or output of a network, without the batch dimension."""
-
-    name: str
-    dims: tuple[int, ...]
-    dtype: str = "FP32"  # Triton's spelling; NumPy's is derived where needed.
-
-
-@dataclass(frozen=True)
-class NetworkSpec:
-    """A network exported to ONNX with a dynamic batch axis."""
-
-    name: str
-    inputs: tuple[TensorSpec, ...]
-    outputs: tuple[TensorSpec, ...]
-    max_batch_size: int
-    description: str
-
-
-_PROBS = (TensorSpec("output", (2,)), TensorSpec("logits", (2,)))
-
-VISUAL_DETECTOR = NetworkSpec(
+VISUAL_DETECTOR = ModelSpec(
     name="visual_detector",
-    inputs=(TensorSpec("input", (3, 224, 224)),),
+    inputs=(TensorSpec("input", (3, 224, 224), meaning="a face crop, RGB, normalized as face_detector does"),),
     outputs=_PROBS,
     max_batch_size=64,
     description="EfficientNet-B4 face classifier: [real_prob, fake_prob] per 224x224 face crop",
 )
-FORENSIC_CLASSIFIER = NetworkSpec(
+FORENSIC_CLASSIFIER = ModelSpec(
     name="forensic_classifier",
-    inputs=(TensorSpec("input", (12,)),),
+    inputs=(TensorSpec("input", (12,), meaning="the 12 forensic features of one face crop"),),
     outputs=_PROBS,
     max_batch_size=256,
     description="MLP on the 12 raw forensic features (the scaler is folded into the graph)",
 )
-AUDIO_DETECTOR = NetworkSpec(
+AUDIO_DETECTOR = ModelSpec(
     name="audio_detector",
-    inputs=(TensorSpec("input", (1, 80, 251)),),
+    inputs=(TensorSpec("input", (1, 80, 251), meaning="log-mel spectrogram of one 4 s window at 16 kHz"),),
     outputs=_PROBS,
     max_batch_size=64,
     description="ResNet18 on a 4-second log-mel spectrogram: [real_prob, synthetic_prob]",
 )
-TEMPORAL_ANALYZER = NetworkSpec(
+TEMPORAL_ANALYZER = ModelSpec(
     name="temporal_analyzer",
-    inputs=(TensorSpec("input", (16, 3, 224, 224)),),
+    inputs=(TensorSpec("input", (16, 3, 224, 224), meaning="16 frames, RGB, ImageNet-normalized"),),
     outputs=_PROBS,
     max_batch_size=8,
     description="3D CNN over 16 frames: [consistent_prob, inconsistent_prob]",
 )
 
-#: The four detectors Triton serves as ONNX models, in the order of the spec.
-DETECTORS: tuple[NetworkSpec, ...] = (
+#: The four detectors Triton serves as ONNX models.
+DETECTORS: tuple[ModelSpec, ...] = (
     VISUAL_DETECTOR,
     FORENSIC_CLASSIFIER,
     AUDIO_DETECTOR,
@@ -74,36 +56,34 @@ DETECTORS: tuple[NetworkSpec, ...] = (
 # MTCNN's three stages run inside the ``face_detector`` Python model, so their
 # tensor names are internal; they still get a contract so export and the
 # cascade agree. P-Net is fully convolutional: height and width are dynamic.
-PNET = NetworkSpec(
+PNET = ModelSpec(
     name="pnet",
     inputs=(TensorSpec("input", (3, -1, -1)),),
     outputs=(TensorSpec("reg", (4, -1, -1)), TensorSpec("prob", (2, -1, -1))),
     max_batch_size=0,
     description="MTCNN proposal network",
 )
-RNET = NetworkSpec(
+RNET = ModelSpec(
     name="rnet",
     inputs=(TensorSpec("input", (3, 24, 24)),),
     outputs=(TensorSpec("reg", (4,)), TensorSpec("prob", (2,))),
     max_batch_size=0,
     description="MTCNN refinement network",
 )
-ONET = NetworkSpec(
+ONET = ModelSpec(
     name="onet",
     inputs=(TensorSpec("input", (3, 48, 48)),),
     outputs=(TensorSpec("reg", (4,)), TensorSpec("landmarks", (10,)), TensorSpec("prob", (2,))),
     max_batch_size=0,
     description="MTCNN output network",
 )
-MTCNN_STAGES: tuple[NetworkSpec, ...] = (PNET, RNET, ONET)
+MTCNN_STAGES: tuple[ModelSpec, ...] = (PNET, RNET, ONET)
 
 #: Every network ``export`` builds and checks against PyTorch.
-ALL_NETWORKS: tuple[NetworkSpec, ...] = DETECTORS + MTCNN_STAGES
-
-NUMPY_DTYPES = {"FP32": "float32", "FP16": "float16", "INT64": "int64", "BOOL": "bool"}
+ALL_NETWORKS: tuple[ModelSpec, ...] = DETECTORS + MTCNN_STAGES
 
 
-def by_name(name: str) -> NetworkSpec:
+def by_name(name: str) -> ModelSpec:
     """Look a network up by its served name."""
     for spec in ALL_NETWORKS:
         if spec.name == name:

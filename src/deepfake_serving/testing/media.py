@@ -1,4 +1,4 @@
-"""Test media made during the run: nothing large is committed."""
+"""Test and benchmark media made during the run: nothing large is committed."""
 
 from __future__ import annotations
 
@@ -23,10 +23,12 @@ def no_face_photo() -> np.ndarray:
 
 
 def grid_2x2(image: np.ndarray) -> np.ndarray:
+    """Four copies of ``image`` in a 2x2 grid: one picture with four faces."""
     return np.concatenate([np.concatenate([image, image], axis=1)] * 2, axis=0)
 
 
 def encode(image: np.ndarray | Image.Image, fmt: str = "JPEG", **options) -> bytes:
+    """``image`` encoded in memory with Pillow as ``fmt``, with Pillow's save ``options``."""
     pil = image if isinstance(image, Image.Image) else Image.fromarray(image)
     buffer = io.BytesIO()
     pil.save(buffer, format=fmt, **options)

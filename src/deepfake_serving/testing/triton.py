@@ -1,8 +1,12 @@
-"""Run the real ``tritonserver`` as a child process for tests.
+"""Run the real ``tritonserver`` as a child process, for the tests and the benchmarks.
 
 Free ports and a private backend directory per server, so test sessions can
 run next to ``make serve`` and next to each other; the whole process group
 (Triton and its Python stubs) is torn down, even when a test fails.
+
+``ROOT`` is the checkout this module lives in (an editable install, as
+``make venv`` makes); ``DEEPFAKE_MODEL_REPOSITORY`` points
+``MODEL_REPOSITORY`` elsewhere.
 """
 
 from __future__ import annotations
@@ -19,22 +23,27 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import deepfake_contract as contract
 from deepfake_serving.server import ServerOptions, TritonInstall, assemble_backends, server_env
 from deepfake_serving.supervise import remove_shm_regions
 
-ROOT = Path(__file__).resolve().parents[1]
+#: The repository root: this file is src/deepfake_serving/testing/triton.py.
+ROOT = Path(__file__).resolve().parents[3]
 # Overridable so work in progress can be served from a scratch repository.
 MODEL_REPOSITORY = Path(os.environ.get("DEEPFAKE_MODEL_REPOSITORY", ROOT / "model_repository")).resolve()
 
 
 #: The models ``detect_image`` needs: a server with only these starts in a few seconds.
-IMAGE_MODELS = (
-    "face_detector",
-    "visual_detector",
-    "forensic_features",
-    "forensic_classifier",
-    "image_fusion",
-    "detect_image",
+IMAGE_MODELS = tuple(
+    model.name
+    for model in (
+        contract.FACE_DETECTOR,
+        contract.VISUAL_DETECTOR,
+        contract.FORENSIC_FEATURES,
+        contract.FORENSIC_CLASSIFIER,
+        contract.IMAGE_FUSION,
+        contract.DETECT_IMAGE,
+    )
 )
 
 
@@ -58,6 +67,7 @@ def free_ports(count: int) -> list[int]:
 
 
 def free_port() -> int:
+    """A TCP port that was free on loopback a moment ago."""
     return free_ports(1)[0]
 
 
@@ -85,20 +95,25 @@ class TritonProcess:
 
     @property
     def http_url(self) -> str:
+        """HTTP ``host:port`` (tritonclient's form, no scheme)."""
         return f"127.0.0.1:{self.options.http_port}"
 
     @property
     def grpc_url(self) -> str:
+        """gRPC ``host:port``."""
         return f"127.0.0.1:{self.options.grpc_port}"
 
     @property
     def metrics_url(self) -> str:
+        """The Prometheus metrics URL, scheme included."""
         return f"http://127.0.0.1:{self.options.metrics_port}/metrics"
 
     def log_tail(self, lines: int = 60) -> str:
+        """The last ``lines`` of the server log, for error messages."""
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
     def is_ready(self) -> bool:
+        """Whether ``/v2/health/ready`` answers 200 now."""
         try:
             with urllib.request.urlopen(f"http://{self.http_url}/v2/health/ready", timeout=2) as response:
                 return response.status == 200
@@ -106,6 +121,7 @@ class TritonProcess:
             return False
 
     def wait_ready(self, timeout_s: float) -> None:
+        """Wait until the server is ready; raise with the log tail if it exits or ``timeout_s`` passes."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -116,6 +132,7 @@ class TritonProcess:
         raise TimeoutError(f"tritonserver not ready after {timeout_s:.0f}s:\n{self.log_tail()}")
 
     def stop(self, timeout_s: float = 60) -> None:
+        """SIGTERM the server (SIGKILL after ``timeout_s``), kill leftover stubs and remove their shared memory."""
         if self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGTERM)
             try:

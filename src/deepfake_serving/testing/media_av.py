@@ -1,6 +1,7 @@
 """Audio and video clips encoded with PyAV during the test run (nothing committed).
 
-The encoders behind tests/unit/test_video.py's clips and the server tests' media.
+The encoders behind tests/unit/test_video.py's clips, the server tests' media
+and the benchmarks' (perf/).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ VIDEO_FORMATS = {
 
 
 def tone(sr: int, seconds: float, freq: float = 440.0, amp: float = 0.5) -> np.ndarray:
+    """A float32 sine of ``freq`` Hz at ``sr``, ``seconds`` long, peak ``amp``."""
     t = np.arange(int(round(sr * seconds))) / sr
     return (amp * np.sin(2 * np.pi * freq * t)).astype(np.float32)
 
@@ -84,6 +86,7 @@ def encode_audio(
 
 
 def audio_clip(name: str, seconds: float, signal: Callable[[int, float], np.ndarray] = speechlike) -> bytes:
+    """``signal`` encoded in one of :data:`AUDIO_FORMATS` (container, codec, rate, channels)."""
     fmt, codec, sr, stereo, options = AUDIO_FORMATS[name]
     return encode_audio(signal(sr, seconds), sr, fmt, codec, stereo=stereo, options=options)
 
