@@ -6,6 +6,7 @@ PY := $(VENV)/bin/python
 PERF_VENV := perf/.venv
 REPO := model_repository
 CHECKPOINTS ?=
+VISUAL_MODEL ?=
 HTTP_PORT ?= 8000
 GRPC_PORT ?= 8001
 METRICS_PORT ?= 8002
@@ -39,8 +40,8 @@ $(PERF_VENV)/.installed: perf/requirements.txt perf/constraints.txt
 perf-venv: $(PERF_VENV)/.installed  ## create perf/.venv with Locust
 
 # The exporter skips networks whose code and weights did not change.
-export: venv  ## export the networks to ONNX (CHECKPOINTS=dir for trained weights)
-	$(PY) -m deepfake_export --repository $(REPO) $(if $(CHECKPOINTS),--checkpoints $(CHECKPOINTS))
+export: venv  ## export the networks to ONNX (CHECKPOINTS=dir for trained weights, VISUAL_MODEL=hub id or folder)
+	$(PY) -m deepfake_export --repository $(REPO) $(if $(CHECKPOINTS),--checkpoints $(CHECKPOINTS)) $(if $(VISUAL_MODEL),--visual-model $(VISUAL_MODEL))
 
 serve: export  ## set up, export and run Triton in the foreground (HTTP 8000, gRPC 8001, metrics 8002)
 	$(PY) -m deepfake_serving.server --model-repository $(REPO) \

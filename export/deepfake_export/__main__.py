@@ -2,7 +2,8 @@
 
 Without ``--checkpoints`` the four detectors get seeded demo weights and are
 marked ``weights: demo`` in their configs, ONNX metadata and the export
-manifest. MTCNN uses facenet-pytorch's pretrained weights unless the checkpoint
+manifest. ``--visual-model SOURCE`` serves a pretrained Hugging Face image
+classifier as the visual detector instead (:mod:`deepfake_export.pretrained`). MTCNN uses facenet-pytorch's pretrained weights unless the checkpoint
 folder holds ``pnet``, ``rnet`` or ``onet`` files, which replace them. Work whose
 inputs (code, weights) did not change is skipped.
 """
@@ -23,6 +24,7 @@ import deepfake_contract as contract
 import deepfake_export
 from deepfake_export.models import BUILDERS
 from deepfake_export.onnx_export import ParityError, check_parity, export_onnx, publish
+from deepfake_export.pretrained import load_visual
 from deepfake_export.weights import CheckpointError, load_weights
 from deepfake_serving.model_configs import write_detector_configs
 
@@ -44,7 +46,7 @@ def code_fingerprint() -> str:
     """Hash of the code that shapes the exported graphs: a change re-exports."""
     digest = hashlib.sha256(torch.__version__.encode())
     package = Path(deepfake_export.__file__).parent
-    sources = [package / name for name in ("models.py", "onnx_export.py", "weights.py")] + [
+    sources = [package / name for name in ("models.py", "onnx_export.py", "weights.py", "pretrained.py")] + [
         Path(contract.networks.__file__)
     ]
     for path in sources:
@@ -72,6 +74,14 @@ def main(argv: list[str] | None = None) -> int:
         default=Path("build/export/manifest.json"),
         help="record of what was exported from what",
     )
+    parser.add_argument(
+        "--visual-model",
+        metavar="SOURCE",
+        help="a Hugging Face image classifier to serve as visual_detector: hub id[@revision] or a save_pretrained folder",
+    )
+    parser.add_argument(
+        "--fake-label", metavar="NAME", help="the --visual-model label that means fake, where the labels do not say"
+    )
     parser.add_argument("--only", nargs="*", choices=sorted(BUILDERS), help="export only these networks")
     parser.add_argument("--force", action="store_true", help="export even if nothing changed")
     args = parser.parse_args(argv)
@@ -84,10 +94,28 @@ def main(argv: list[str] | None = None) -> int:
     fingerprint = code_fingerprint()
     names = args.only or list(BUILDERS)
     try:
+        pretrained = load_visual(args.visual_model, args.fake_label) if args.visual_model else None
         for name in names:
             spec = contract.by_name(name)
-            module = BUILDERS[name]().eval()
-            source = load_weights(module, name, args.checkpoints)
+            parameters: dict[str, str] = {}
+            if pretrained is not None and name == contract.VISUAL_DETECTOR.name:
+                module, source = pretrained.module, pretrained.weights
+                parameters = {
+                    "weights_source": pretrained.source,
+                    "weights_revision": pretrained.revision,
+                    "labels": ",".join(pretrained.labels),
+                    **pretrained.preprocessing.to_parameters(),
+                }
+                log.info(
+                    "%s: %s at %s, labels [real, fake] = %s",
+                    name,
+                    pretrained.source,
+                    pretrained.revision,
+                    list(pretrained.labels),
+                )
+            else:
+                module = BUILDERS[name]().eval()
+                source = load_weights(module, name, args.checkpoints)
             path = onnx_path(args.repository, name)
             previous = manifest.get(name, {})
             if (
@@ -95,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
                 and path.is_file()
                 and previous.get("code") == fingerprint
                 and previous.get("weights_sha256") == source.sha256
+                and previous.get("parameters", {}) == parameters
             ):
                 log.info("%s: up to date (%s weights)", name, source.kind)
                 continue
@@ -123,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
                 "weights_sha256": source.sha256,
                 "code": fingerprint,
                 "max_abs_diff": worst,
+                "parameters": parameters,
             }
     except CheckpointError as error:
         log.error("%s", error)
@@ -134,15 +164,17 @@ def main(argv: list[str] | None = None) -> int:
         args.manifest.parent.mkdir(parents=True, exist_ok=True)
         args.manifest.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
 
+    # --only leaves the other detectors' configs as they are.
+    configured = [spec for spec in contract.DETECTORS if spec.name in manifest and spec.name in names]
     provenance = {
         spec.name: (
             manifest[spec.name]["weights"],
             "" if manifest[spec.name]["weights"] == "demo" else manifest[spec.name]["weights_sha256"],
         )
-        for spec in contract.DETECTORS
-        if spec.name in manifest
+        for spec in configured
     }
-    for path in write_detector_configs(args.repository, provenance):
+    parameters_by_model = {spec.name: manifest[spec.name].get("parameters", {}) for spec in configured}
+    for path in write_detector_configs(args.repository, provenance, parameters_by_model, only=names):
         log.info("wrote %s", path)
     return 0
 

@@ -63,6 +63,8 @@ def export_onnx(module: nn.Module, spec: ModelSpec, path: Path, source: WeightsS
         # The TorchScript exporter is deprecated in favour of dynamo, whose
         # graphs for these models are larger and slower to build on CPU.
         warnings.simplefilter("ignore", DeprecationWarning)
+        # transformers' attention code branches on shapes; the branch taken holds for every batch size.
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
         torch.onnx.export(
             net,
             (example,),

@@ -35,6 +35,19 @@ class ImageFusion:
         if self.visual_weight < 0 or self.forensic_weight < 0 or self.visual_weight + self.forensic_weight <= 0:
             raise ValueError("fusion weights must be >= 0 and not both 0")
 
+    def trusting(self, visual_real: bool, forensic_real: bool) -> ImageFusion:
+        """The rule over the detectors with real weights only, when at least one has them.
+
+        A demo detector's score is noise: with a pretrained visual detector and a
+        demo forensic classifier, the image is judged by the visual detector
+        alone, so one real detector gives a real verdict.
+        """
+        if visual_real and not forensic_real:
+            return ImageFusion(self.visual_weight or 1.0, 0.0)
+        if forensic_real and not visual_real:
+            return ImageFusion(0.0, self.forensic_weight or 1.0)
+        return self
+
     def face_scores(self, visual: np.ndarray, forensic: np.ndarray) -> np.ndarray:
         """Each face's weighted mean of its visual and forensic fake probabilities."""
         total = self.visual_weight + self.forensic_weight

@@ -17,7 +17,7 @@ import numpy as np
 from deepfake_contract import MTCNN_STAGES
 from deepfake_serving.budget import UNLIMITED, WorkBudget
 from deepfake_serving.errors import RequestError
-from deepfake_serving.faces import CROP_SIZE, center_crop, crop_face, normalize_for_visual, select_faces
+from deepfake_serving.faces import CROP_SIZE, center_crop, crop_face, select_faces
 from deepfake_serving.imaging import (
     DEFAULT_MAX_BYTES,
     DEFAULT_MAX_JPEG_SCANS,
@@ -27,6 +27,7 @@ from deepfake_serving.imaging import (
 )
 from deepfake_serving.mtcnn import DEFAULT_MAX_CANDIDATES, MTCNN, TooManyCandidates
 from deepfake_serving.onnx_runner import onnx_callable
+from deepfake_serving.visual_preprocessing import IMAGENET, VisualPreprocessing
 
 
 @dataclass(frozen=True)
@@ -71,10 +72,20 @@ class FaceDetector:
     """MTCNN over ONNX Runtime plus cropping; one per Triton model instance."""
 
     def __init__(
-        self, model_dir: Path | None, settings: FaceSettings, threads: int = 1, nets: Sequence | None = None
+        self,
+        model_dir: Path | None,
+        settings: FaceSettings,
+        threads: int = 1,
+        nets: Sequence | None = None,
+        preprocessing: VisualPreprocessing = IMAGENET,
     ) -> None:
-        """MTCNN's stages from ``model_dir``'s ONNX files, or ``nets`` = (pnet, rnet, onet) callables."""
+        """MTCNN's stages from ``model_dir``'s ONNX files, or ``nets`` = (pnet, rnet, onet) callables.
+
+        ``preprocessing`` turns crops into the served visual detector's input
+        (:func:`deepfake_serving.visual_preprocessing.served_preprocessing`).
+        """
         self.settings = settings
+        self.preprocessing = preprocessing
         if nets is None:
             if model_dir is None:
                 raise ValueError("either model_dir or nets is required")
@@ -106,7 +117,7 @@ class FaceDetector:
             boxes=boxes.astype(np.float32),
             confidence=confidence.astype(np.float32),
             crops=crops,
-            visual_input=normalize_for_visual(crops),
+            visual_input=self.preprocessing.apply(crops),
             face_found=found,
             faces_dropped=chosen.dropped,
         )

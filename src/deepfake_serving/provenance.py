@@ -25,6 +25,10 @@ def weights_kind(repository: Path, model: str) -> str:
     return parameter.string_value if parameter is not None else "unknown"
 
 
+#: Weights whose scores mean something: a user's checkpoint or a published pretrained model.
+REAL_KINDS = ("trained", "pretrained")
+
+
 def any_demo(repository: Path, models: Iterable[str]) -> bool:
-    """True unless every model's config says its weights are trained."""
-    return any(weights_kind(repository, model) != "trained" for model in models)
+    """True unless every model's config says its weights are trained or pretrained."""
+    return any(weights_kind(repository, model) not in REAL_KINDS for model in models)

@@ -89,8 +89,8 @@ def test_export_with_checkpoints_marks_the_config_trained(tmp_path):
     config = parse_pbtxt(repository / "forensic_classifier" / "config.pbtxt")
     assert config.parameters["weights"].string_value == "trained"
     assert len(config.parameters["weights_sha256"].string_value) == 64
-    # The other detectors were not exported here: their configs stay demo.
-    assert parse_pbtxt(repository / "visual_detector" / "config.pbtxt").parameters["weights"].string_value == "demo"
+    # The other detectors were not exported here: --only leaves them as they were (here: absent).
+    assert not (repository / "visual_detector").exists()
 
 
 def test_export_without_a_needed_checkpoint_fails_with_its_name(tmp_path, caplog):

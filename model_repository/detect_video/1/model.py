@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
-from deepfake_contract import AUDIO_DETECTOR, TEMPORAL_ANALYZER, VISUAL_DETECTOR
+from deepfake_contract import AUDIO_DETECTOR, FACE_DETECTOR, TEMPORAL_ANALYZER, VISUAL_DETECTOR
 from deepfake_contract import DETECT_VIDEO as SPEC
 from deepfake_serving import video_pipeline as V
 from deepfake_serving.audio_pipeline import AudioLimits
@@ -20,6 +20,7 @@ from deepfake_serving.image_pipeline import FaceDetector, FaceSettings
 from deepfake_serving.provenance import any_demo
 from deepfake_serving.triton_python import model_parameters, respond, settings_from, single_bytes, work_budget
 from deepfake_serving.video import sample_video
+from deepfake_serving.visual_preprocessing import served_preprocessing
 
 
 class TritonPythonModel:
@@ -41,7 +42,9 @@ class TritonPythonModel:
             margin=float(p["margin"]),
             max_pixels=self.max_pixels,
         )
-        self.faces = FaceDetector(repository / "face_detector" / "1", settings, threads=1)
+        self.faces = FaceDetector(
+            repository / FACE_DETECTOR.name / "1", settings, threads=1, preprocessing=served_preprocessing(repository)
+        )
         self.audio_limits = AudioLimits(
             max_duration_s=self.max_duration_s, max_native_samples=int(p["max_native_samples"])
         )

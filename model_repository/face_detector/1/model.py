@@ -12,6 +12,7 @@ import triton_python_backend_utils as pb_utils
 from deepfake_contract import FACE_DETECTOR as SPEC
 from deepfake_serving.image_pipeline import FaceDetector, FaceSettings
 from deepfake_serving.triton_python import model_parameters, respond, settings_from, single_bytes, work_budget
+from deepfake_serving.visual_preprocessing import served_preprocessing
 
 
 class TritonPythonModel:
@@ -22,7 +23,10 @@ class TritonPythonModel:
         self.parameters = p = model_parameters(args)
         settings = settings_from(FaceSettings, p)
         version_dir = Path(args["model_repository"]) / args["model_version"]
-        self.detector = FaceDetector(version_dir, settings, threads=int(p["onnx_threads"]))
+        # Crops are normalized for the visual detector actually served (its config says how).
+        preprocessing = served_preprocessing(Path(args["model_repository"]).parent)
+        pb_utils.Logger.log_info(f"face_detector: visual_detector input prepared as {preprocessing}")
+        self.detector = FaceDetector(version_dir, settings, threads=int(p["onnx_threads"]), preprocessing=preprocessing)
 
     def execute(self, requests):
         """One response per request."""

@@ -9,7 +9,7 @@ from deepfake_contract import FORENSIC_CLASSIFIER, VISUAL_DETECTOR
 from deepfake_contract import IMAGE_FUSION as SPEC
 from deepfake_serving import validation as check
 from deepfake_serving.fusion import ImageFusion
-from deepfake_serving.provenance import any_demo
+from deepfake_serving.provenance import REAL_KINDS, weights_kind
 from deepfake_serving.triton_python import model_parameters, respond, settings_from
 
 
@@ -18,9 +18,17 @@ class TritonPythonModel:
 
     def initialize(self, args):
         """Read the weights from the config parameters; note whether a detector is demo."""
-        self.fusion = settings_from(ImageFusion, model_parameters(args))
         repository = Path(args["model_repository"]).parent
-        self.demo = any_demo(repository, [VISUAL_DETECTOR.name, FORENSIC_CLASSIFIER.name])
+        kinds = {name: weights_kind(repository, name) for name in (VISUAL_DETECTOR.name, FORENSIC_CLASSIFIER.name)}
+        real = {name: kind in REAL_KINDS for name, kind in kinds.items()}
+        # FAKE_PROB uses only detectors with real weights when there is one; DEMO_WEIGHTS
+        # is true when the answer still rests on a demo detector.
+        self.fusion = settings_from(ImageFusion, model_parameters(args)).trusting(
+            real[VISUAL_DETECTOR.name], real[FORENSIC_CLASSIFIER.name]
+        )
+        self.demo = not any(real.values())
+        used = [n for n, w in zip(kinds, (self.fusion.visual_weight, self.fusion.forensic_weight), strict=True) if w]
+        pb_utils.Logger.log_info(f"image_fusion: weights {kinds}; FAKE_PROB from {used}")
         if self.demo:
             pb_utils.Logger.log_warn("image_fusion: detect_image answers DEMO_WEIGHTS=true (untrained detectors)")
 

@@ -1,0 +1,222 @@
+"""A pretrained Hugging Face image classifier as the served visual detector.
+
+``--visual-model SOURCE`` names a hub model (``owner/name``, optionally
+``owner/name@revision``) or a local folder written by ``save_pretrained``.
+It is loaded with ``transformers``' own ``from_pretrained`` (on a networked
+machine into the usual Hugging Face cache; nothing is downloaded at serving
+time) and becomes ``visual_detector`` under the same contract as the
+project's own network:
+
+* the fake class is found from ``config.id2label``, never guessed, and the
+  exported ``logits`` are always ``[real, fake]`` whatever the model's order;
+* the preprocessing is the model's image processor's, translated into
+  :class:`~deepfake_serving.visual_preprocessing.VisualPreprocessing` and
+  checked against the processor's own ``pixel_values`` before anything is
+  written; an option that cannot be reproduced is refused by name.
+
+Every problem is a :class:`SourceError` with one line naming it; the export
+then stops and the served model stays as it was.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from deepfake_export.weights import CheckpointError, WeightsSource, sha256_file
+from deepfake_serving.visual_preprocessing import INPUT_HW, VisualPreprocessing
+
+#: Label words that mark the fake class (case-insensitive, whole label or a word of it).
+FAKE_WORDS = ("fake", "deepfake", "spoof", "synthetic", "manipulated", "ai-generated", "ai_generated")
+#: Processor options reproduced by VisualPreprocessing; another ``do_*`` option that is on is refused.
+_HONOURED = {"do_resize", "do_rescale", "do_normalize", "do_center_crop", "do_convert_rgb"}
+#: The largest difference allowed between the processor's pixel_values and ours.
+PREPROCESSING_TOLERANCE = 1e-5
+_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+
+
+class SourceError(CheckpointError):
+    """A model source that cannot be served: missing, unreachable, not an image classifier, or ambiguous."""
+
+
+@dataclass(frozen=True)
+class PretrainedDetector:
+    """What the export needs from a pretrained source."""
+
+    module: nn.Module  # [B, 3, 224, 224] -> logits [B, 2] as [real, fake]
+    preprocessing: VisualPreprocessing
+    weights: WeightsSource
+    source: str  # as the user gave it
+    revision: str  # the resolved commit, or "local"
+    labels: tuple[str, str]  # (real label, fake label) as the model names them
+
+
+class TwoClassLogits(nn.Module):
+    """A ``transformers`` classifier whose logits are reordered to [real, fake]."""
+
+    def __init__(self, model: nn.Module, real: int, fake: int) -> None:
+        """Wrap ``model``; ``real`` and ``fake`` are its class indices."""
+        super().__init__()
+        self.model = model
+        self.register_buffer("order", torch.tensor([real, fake]), persistent=False)
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """Logits ``[B, 2]``: column 0 the real class, column 1 the fake class."""
+        return self.model(pixel_values=pixel_values).logits.index_select(1, self.order)
+
+
+def parse_source(text: str) -> tuple[str, str | None, bool]:
+    """``(name or folder, revision, is_local)`` of a ``--visual-model`` value."""
+    path = Path(text).expanduser()
+    if path.exists() or text.startswith((".", "/", "~")):
+        return str(path), None, True
+    name, _, revision = text.partition("@")
+    return name, revision or None, False
+
+
+def fake_class(id2label: dict[int, str], override: str | None = None) -> tuple[int, int]:
+    """``(real index, fake index)`` from the model's labels.
+
+    Raises:
+        SourceError: not two classes, or no / two labels that say fake (listing them).
+    """
+    labels = {int(index): str(label) for index, label in id2label.items()}
+    listed = ", ".join(f"{i}={label!r}" for i, label in sorted(labels.items()))
+    if len(labels) != 2:
+        raise SourceError(f"the model has {len(labels)} classes ({listed}); a detector needs exactly two")
+    if override is not None:
+        matches = [i for i, label in labels.items() if label.lower() == override.lower()]
+        if not matches:
+            raise SourceError(f"--fake-label {override!r} is not one of the model's labels ({listed})")
+    else:
+        matches = [i for i, label in labels.items() if _says_fake(label)]
+        if len(matches) != 1:
+            found = "none of" if not matches else "both of"
+            raise SourceError(f"{found} the labels ({listed}) name the fake class; choose it with --fake-label")
+    (fake,) = matches
+    (real,) = [i for i in labels if i != fake]
+    return real, fake
+
+
+def _says_fake(label: str) -> bool:
+    text = label.lower()
+    words = text.replace("-", " ").replace("_", " ").split()
+    return text in FAKE_WORDS or any(word in FAKE_WORDS for word in words) or "ai generated" in " ".join(words)
+
+
+def preprocessing_of(processor: Any) -> VisualPreprocessing:
+    """The processor's steps as :class:`VisualPreprocessing`, checked against the processor itself.
+
+    Raises:
+        SourceError: naming the option that cannot be honoured, or the difference found.
+    """
+    options = processor.to_dict()
+    name = type(processor).__name__
+    refused = sorted(k for k, v in options.items() if k.startswith("do_") and v and k not in _HONOURED)
+    if refused:
+        raise SourceError(f"{name}: option(s) {', '.join(refused)} cannot be reproduced in face_detector")
+    resize, crop = None, None
+    if options.get("do_resize"):
+        size = dict(options.get("size") or {})
+        if {"height", "width"} <= size.keys():
+            resize = (int(size["height"]), int(size["width"]))
+        elif "shortest_edge" in size:
+            edge = int(size["shortest_edge"])
+            crop_pct = options.get("crop_pct")
+            if crop_pct is not None and edge < 384:
+                # ConvNeXt-style: resize to edge / crop_pct, then center-crop to edge.
+                resize, crop = (int(edge / crop_pct),) * 2, (edge, edge)
+            else:
+                resize = (edge, edge)  # face crops are square: the shortest edge is every edge
+        else:
+            raise SourceError(f"{name}: size {size} cannot be reproduced (need height/width or shortest_edge)")
+    if options.get("do_center_crop"):
+        size = dict(options.get("crop_size") or {})
+        if not {"height", "width"} <= size.keys():
+            raise SourceError(f"{name}: crop_size {size} cannot be reproduced (need height/width)")
+        crop = (int(size["height"]), int(size["width"]))
+    normalize = bool(options.get("do_normalize"))
+    try:
+        steps = VisualPreprocessing(
+            resize=resize,
+            resample=int(options.get("resample", 2)),
+            crop=crop,
+            rescale=float(options.get("rescale_factor", 1 / 255)) if options.get("do_rescale") else 1.0,
+            mean=tuple(float(v) for v in options["image_mean"]) if normalize else (0.0, 0.0, 0.0),  # type: ignore[arg-type]
+            std=tuple(float(v) for v in options["image_std"]) if normalize else (1.0, 1.0, 1.0),  # type: ignore[arg-type]
+        )
+    except ValueError as error:
+        raise SourceError(f"{name}: {error} (face_detector's crops are {INPUT_HW[0]}x{INPUT_HW[1]})") from None
+    worst = _difference(processor, steps)
+    if not worst <= PREPROCESSING_TOLERANCE:
+        raise SourceError(f"{name}: its pixel_values differ from face_detector's by {worst:.3g}; not reproducible")
+    return steps
+
+
+def _difference(processor: Any, steps: VisualPreprocessing) -> float:
+    crops = np.random.default_rng(0).integers(0, 256, (4, *INPUT_HW, 3), dtype=np.uint8)
+    expected = np.asarray(processor(images=list(crops), return_tensors="np")["pixel_values"], np.float32)
+    got = steps.apply(crops)
+    if expected.shape != got.shape:
+        return float("inf")
+    return float(np.max(np.abs(expected - got)))
+
+
+def _weights_file(model: nn.Module, folder: str | None) -> Path | None:
+    """The weights file ``from_pretrained`` read: in the local folder or the Hugging Face cache."""
+    if folder is not None:
+        for name in _WEIGHT_FILES:
+            if (Path(folder) / name).is_file():
+                return Path(folder) / name
+        return None
+    from huggingface_hub import try_to_load_from_cache
+
+    commit = getattr(model.config, "_commit_hash", None)
+    repo = model.config.name_or_path
+    for name in _WEIGHT_FILES:
+        found = try_to_load_from_cache(repo, name, revision=commit)
+        if isinstance(found, str):
+            return Path(found)
+    return None
+
+
+def load_visual(text: str, fake_label: str | None = None) -> PretrainedDetector:
+    """Load ``--visual-model`` ``text`` as a two-class visual detector.
+
+    Raises:
+        SourceError: one line naming what is wrong with the source.
+    """
+    name, revision, local = parse_source(text)
+    if local and not Path(name).is_dir():
+        raise SourceError(f"--visual-model {text}: no such folder")
+    if local and not (Path(name) / "preprocessor_config.json").is_file():
+        raise SourceError(f"--visual-model {text}: no preprocessor_config.json (save the image processor too)")
+    from transformers import AutoImageProcessor, AutoModelForImageClassification
+
+    try:
+        model = AutoModelForImageClassification.from_pretrained(name, revision=revision).eval()
+        processor = AutoImageProcessor.from_pretrained(name, revision=revision)
+    except (OSError, ValueError, KeyError) as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        offline = " (the hub is unreachable and there is no cached copy?)" if not local else ""
+        raise SourceError(f"--visual-model {text}: cannot load an image classifier{offline}: {reason}") from None
+    real, fake = fake_class(model.config.id2label, fake_label)
+    steps = preprocessing_of(processor)
+    weights_path = _weights_file(model, name if local else None)
+    if weights_path is None:
+        raise SourceError(f"--visual-model {text}: loaded, but its weights file was not found to fingerprint")
+    resolved = "local" if local else str(getattr(model.config, "_commit_hash", None) or revision or "unknown")
+    return PretrainedDetector(
+        module=TwoClassLogits(model, real, fake).eval(),
+        preprocessing=steps,
+        weights=WeightsSource(kind="pretrained", path=os.fspath(weights_path), sha256=sha256_file(weights_path)),
+        source=text,
+        revision=resolved,
+        labels=(model.config.id2label[real], model.config.id2label[fake]),
+    )

@@ -1,0 +1,82 @@
+"""Tiny Hugging Face image classifiers built from configs, saved as a hub checkout would be.
+
+No hub is reachable here, so the pretrained path is tested with small models of
+the three processor families the served detectors use (ViT, SigLIP, a ResNet
+with ConvNeXt-style preprocessing), written with ``save_pretrained`` exactly
+as a downloaded model is laid out.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+
+def save_vit(folder: Path, labels: dict[int, str], seed: int = 0) -> Path:
+    """A 2-layer ViT with ``ViTImageProcessor`` (224, bilinear, mean/std 0.5)."""
+    from transformers import ViTConfig, ViTForImageClassification, ViTImageProcessorPil
+
+    config = ViTConfig(
+        image_size=224,
+        patch_size=32,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        id2label=labels,
+        label2id={v: k for k, v in labels.items()},
+    )
+    torch.manual_seed(seed)
+    ViTForImageClassification(config).save_pretrained(folder)
+    ViTImageProcessorPil().save_pretrained(folder)
+    return folder
+
+
+def save_siglip(folder: Path, labels: dict[int, str], seed: int = 0) -> Path:
+    """A 2-layer SigLIP vision tower with ``SiglipImageProcessor`` (224, bicubic, mean/std 0.5)."""
+    from transformers import SiglipConfig, SiglipForImageClassification, SiglipImageProcessorPil
+
+    config = SiglipConfig(
+        vision_config={
+            "image_size": 224,
+            "patch_size": 32,
+            "hidden_size": 32,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "intermediate_size": 64,
+        },
+        id2label=labels,
+        label2id={v: k for k, v in labels.items()},
+    )
+    torch.manual_seed(seed)
+    SiglipForImageClassification(config).save_pretrained(folder)
+    SiglipImageProcessorPil().save_pretrained(folder)
+    return folder
+
+
+def save_resnet(folder: Path, labels: dict[int, str], seed: int = 0) -> Path:
+    """A small ResNet with microsoft/resnet-50's processor (shortest edge 224, crop_pct 0.875, bicubic, ImageNet)."""
+    from transformers import ConvNextImageProcessorPil, ResNetConfig, ResNetForImageClassification
+
+    config = ResNetConfig(
+        embedding_size=8,
+        hidden_sizes=[8, 16],
+        depths=[1, 1],
+        layer_type="basic",
+        id2label=labels,
+        label2id={v: k for k, v in labels.items()},
+    )
+    torch.manual_seed(seed)
+    ResNetForImageClassification(config).save_pretrained(folder)
+    ConvNextImageProcessorPil(
+        size={"shortest_edge": 224},
+        crop_pct=0.875,
+        resample=3,
+        image_mean=[0.485, 0.456, 0.406],
+        image_std=[0.229, 0.224, 0.225],
+    ).save_pretrained(folder)
+    return folder
+
+
+BUILDERS = {"vit": save_vit, "siglip": save_siglip, "resnet": save_resnet}
