@@ -5,6 +5,8 @@ checkpoint (``tests/export/test_checkpoints.py`` proves that marking); here the
 served repository's detector configs carry that marking, and the real server
 must answer ``DEMO_WEIGHTS=false`` where every detector a pipeline uses is
 trained, ``true`` where any is still demo, and log the warning only then.
+``detect_image`` uses only its real detector when the other one is demo, so
+its verdict is real (and ``DEMO_WEIGHTS`` false) with either one trained.
 """
 
 from __future__ import annotations
@@ -52,14 +54,13 @@ def _repository(root, demo: set[str]):
     return repository
 
 
-def _demo_flags(server) -> dict[str, bool]:
+def _answers(server) -> dict[str, object]:
     client = grpcclient.InferenceServerClient(server.grpc_url)
     try:
-        flags = {}
-        for model, (name, make) in INPUTS.items():
-            result = infer(client, model, [(name, np.array([make()], dtype=object), "BYTES")])
-            flags[model] = bool(result.as_numpy("DEMO_WEIGHTS")[0])
-        return flags
+        return {
+            model: infer(client, model, [(name, np.array([make()], dtype=object), "BYTES")])
+            for model, (name, make) in INPUTS.items()
+        }
     finally:
         client.close()
 
@@ -68,17 +69,30 @@ def _demo_flags(server) -> dict[str, bool]:
     ("demo", "expected"),
     [
         (set(), {"detect_image": False, "detect_audio": False, "detect_video": False}),
-        ({"visual_detector"}, {"detect_image": True, "detect_audio": False, "detect_video": True}),
+        ({"visual_detector"}, {"detect_image": False, "detect_audio": False, "detect_video": True}),
+        (
+            {"visual_detector", "forensic_classifier"},
+            {"detect_image": True, "detect_audio": False, "detect_video": True},
+        ),
     ],
-    ids=["all_trained", "visual_still_demo"],
+    ids=["all_trained", "visual_still_demo", "both_image_detectors_demo"],
 )
 def test_demo_weights_follow_the_detectors_each_pipeline_uses(tmp_path, demo, expected):
     server = start_triton(tmp_path, repository=_repository(tmp_path, demo))
     try:
-        assert _demo_flags(server) == expected
+        answers = _answers(server)
         log = server.log_path.read_text(errors="replace")
     finally:
         server.stop()
+    assert {model: bool(result.as_numpy("DEMO_WEIGHTS")[0]) for model, result in answers.items()} == expected
+    image = answers["detect_image"]
+    visual, forensic = image.as_numpy("VISUAL_FAKE_PROB"), image.as_numpy("FORENSIC_FAKE_PROB")
+    fused = {
+        frozenset(): np.max(0.7 * visual + 0.3 * forensic),
+        frozenset({"visual_detector"}): np.max(forensic),  # the demo visual detector is left out
+        frozenset({"visual_detector", "forensic_classifier"}): np.max(0.7 * visual + 0.3 * forensic),
+    }[frozenset(demo)]
+    assert float(image.as_numpy("FAKE_PROB")[0]) == pytest.approx(float(fused), abs=1e-6)
     for model, flag in expected.items():
         warned = re.search(rf"{model}:? answers DEMO_WEIGHTS=true", log) is not None
         assert warned == flag, f"{model}: warning in the log is {warned}, DEMO_WEIGHTS is {flag}"
