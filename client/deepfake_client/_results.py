@@ -40,6 +40,15 @@ def with_current_names(model: str, outputs: Outputs) -> Outputs:
     return {**outputs, **{new: outputs[old] for new, old in renamed.items()}}
 
 
+def _names(outputs: Outputs, name: str) -> tuple[str, ...]:
+    """A comma-separated BYTES output as names; () when absent (an older server) or empty."""
+    if name not in outputs:
+        return ()
+    value = _flat(outputs, name)[0]
+    text = value.decode() if isinstance(value, bytes) else str(value)
+    return tuple(part for part in text.split(",") if part)
+
+
 def _flat(outputs: Outputs, name: str) -> np.ndarray:
     return np.asarray(outputs[name]).reshape(-1)
 
@@ -107,6 +116,7 @@ class ImageResult(_ResultBase):
         face_found: False when no face was found and the image's center was scored.
         faces_dropped: faces found beyond the server's ``max_faces`` and not scored.
         demo_weights: True when the server runs untrained demo weights: the numbers mean nothing.
+        demo_models: which detectors behind this answer have demo weights (empty from an older server).
         source: what was analysed (a path, ``"<bytes>"``, ``"-"``), for reports.
     """
 
@@ -121,6 +131,7 @@ class ImageResult(_ResultBase):
         "face_found": DETECT_IMAGE.FACE_FOUND.name,
         "faces_dropped": DETECT_IMAGE.FACES_DROPPED.name,
         "demo_weights": DETECT_IMAGE.DEMO_WEIGHTS.name,
+        "demo_models": DETECT_IMAGE.DEMO_MODELS.name,
     }
 
     fake_prob: float
@@ -128,6 +139,7 @@ class ImageResult(_ResultBase):
     face_found: bool
     faces_dropped: int = 0
     demo_weights: bool = False
+    demo_models: tuple[str, ...] = ()
     source: str | None = None
 
     @classmethod
@@ -160,6 +172,7 @@ class ImageResult(_ResultBase):
             face_found=bool(_scalar(outputs, names["face_found"], False)),
             faces_dropped=int(_scalar(outputs, names["faces_dropped"], 0)),
             demo_weights=bool(_scalar(outputs, names["demo_weights"], False)),
+            demo_models=_names(outputs, names["demo_models"]),
             source=source,
         )
 
@@ -188,6 +201,7 @@ class AudioResult(_ResultBase):
         audio_silent: True when the recording held no usable sound, so the verdict
             means nothing (``silent`` before 0.2).
         demo_weights: True when the server runs untrained demo weights.
+        demo_models: which detectors behind this answer have demo weights (empty from an older server).
         source: what was analysed.
     """
 
@@ -199,6 +213,7 @@ class AudioResult(_ResultBase):
         "duration_s": DETECT_AUDIO.DURATION_S.name,
         "audio_silent": DETECT_AUDIO.AUDIO_SILENT.name,
         "demo_weights": DETECT_AUDIO.DEMO_WEIGHTS.name,
+        "demo_models": DETECT_AUDIO.DEMO_MODELS.name,
     }
 
     fake_prob: float
@@ -206,6 +221,7 @@ class AudioResult(_ResultBase):
     duration_s: float = 0.0
     audio_silent: bool = False
     demo_weights: bool = False
+    demo_models: tuple[str, ...] = ()
     source: str | None = None
 
     @property
@@ -233,6 +249,7 @@ class AudioResult(_ResultBase):
             duration_s=float(_scalar(outputs, names["duration_s"], 0.0)),
             audio_silent=bool(_scalar(outputs, names["audio_silent"], False)),
             demo_weights=bool(_scalar(outputs, names["demo_weights"], False)),
+            demo_models=_names(outputs, names["demo_models"]),
             source=source,
         )
 
@@ -263,6 +280,7 @@ class VideoResult(_ResultBase):
         has_audio: whether the file had a sound track that was analysed.
         audio_fake_prob: the sound track's probability of being synthetic, None without sound.
         demo_weights: True when the server runs untrained demo weights.
+        demo_models: which detectors behind this answer have demo weights (empty from an older server).
         source: what was analysed.
         distinct_frames: how many different frames the sampled ones are; fewer than
             ``len(frames)`` when the clip is shorter or its timestamps are broken (all
@@ -279,6 +297,7 @@ class VideoResult(_ResultBase):
         "has_audio": DETECT_VIDEO.HAS_AUDIO.name,
         "fake_prob": DETECT_VIDEO.FAKE_PROB.name,
         "demo_weights": DETECT_VIDEO.DEMO_WEIGHTS.name,
+        "demo_models": DETECT_VIDEO.DEMO_MODELS.name,
         "distinct_frames": DETECT_VIDEO.DISTINCT_FRAMES.name,
     }
 
@@ -288,6 +307,7 @@ class VideoResult(_ResultBase):
     has_audio: bool = False
     audio_fake_prob: float | None = None
     demo_weights: bool = False
+    demo_models: tuple[str, ...] = ()
     source: str | None = None
     distinct_frames: int | None = None
 
@@ -310,6 +330,7 @@ class VideoResult(_ResultBase):
             if has_audio and names["audio"] in outputs and float(_scalar(outputs, names["audio"])) >= 0
             else None,
             demo_weights=bool(_scalar(outputs, names["demo_weights"], False)),
+            demo_models=_names(outputs, names["demo_models"]),
             source=source,
             distinct_frames=int(_scalar(outputs, names["distinct_frames"]))
             if names["distinct_frames"] in outputs

@@ -213,7 +213,9 @@ def _print_table(
         file=out,
     )
     if any(r.demo_weights for r in results):
-        print("warning: the server runs demo weights; these probabilities are not meaningful", file=out)
+        named = sorted({model for r in results for model in r.demo_models})
+        which = f" ({', '.join(named)})" if named else ""
+        print(f"warning: the server runs demo weights{which}; these probabilities are not meaningful", file=out)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,12 @@ DEMO_WEIGHTS = TensorSpec(
     "BOOL",
     "true when a detector behind this answer has seeded random weights: scores mean nothing",
 )
+DEMO_MODELS = TensorSpec(
+    "DEMO_MODELS",
+    (1,),
+    "STRING",
+    "the detectors with demo weights behind this answer, comma-separated; empty when none",
+)
 FAKE_PROB = TensorSpec("FAKE_PROB", (1,), meaning="the fused probability that the media is fake, in [0, 1]")
 
 # -- detect_image ------------------------------------------------------------------
@@ -86,7 +92,7 @@ IMAGE_FUSION = ModelSpec(
         TensorSpec("FORENSIC_PROBS", (-1, 2), meaning="forensic_classifier's output per face"),
         _FORENSIC_FEATURES,
     ),
-    outputs=(_VISUAL_FAKE_PROB, _FORENSIC_FAKE_PROB, FAKE_PROB, _FORENSIC_FEATURES, DEMO_WEIGHTS),
+    outputs=(_VISUAL_FAKE_PROB, _FORENSIC_FAKE_PROB, FAKE_PROB, _FORENSIC_FEATURES, DEMO_WEIGHTS, DEMO_MODELS),
     max_batch_size=0,
     description="weighted mean of the two scores per face; the image's score is the most suspicious face's",
 )
@@ -103,6 +109,7 @@ DETECT_IMAGE = ModelSpec(
         _FACE_FOUND,
         _FACES_DROPPED,
         DEMO_WEIGHTS,
+        DEMO_MODELS,
     ),
     max_batch_size=0,
     description="faces and fused scores of one image",
@@ -145,14 +152,23 @@ AUDIO_PREPROCESS = ModelSpec(
 AUDIO_FUSION = ModelSpec(
     name="audio_fusion",
     inputs=(TensorSpec("WINDOW_PROBS", (-1, 2), meaning="audio_detector's output per window"), _WINDOW_SILENT),
-    outputs=(_WINDOW_FAKE_PROB, _WINDOW_SILENT, FAKE_PROB, _AUDIO_SILENT, DEMO_WEIGHTS),
+    outputs=(_WINDOW_FAKE_PROB, _WINDOW_SILENT, FAKE_PROB, _AUDIO_SILENT, DEMO_WEIGHTS, DEMO_MODELS),
     max_batch_size=0,
     description="the recording's score: mean of the most suspicious non-silent windows",
 )
 DETECT_AUDIO = ModelSpec(
     name=L.AUDIO.model,
     inputs=(_encoded(L.AUDIO.input, "audio"),),
-    outputs=(_WINDOW_FAKE_PROB, _WINDOW_START_S, _WINDOW_SILENT, FAKE_PROB, _DURATION_S, _AUDIO_SILENT, DEMO_WEIGHTS),
+    outputs=(
+        _WINDOW_FAKE_PROB,
+        _WINDOW_START_S,
+        _WINDOW_SILENT,
+        FAKE_PROB,
+        _DURATION_S,
+        _AUDIO_SILENT,
+        DEMO_WEIGHTS,
+        DEMO_MODELS,
+    ),
     max_batch_size=0,
     description="per-window and fused synthetic-speech scores of one recording",
 )
@@ -178,6 +194,7 @@ DETECT_VIDEO = ModelSpec(
         TensorSpec(
             "DISTINCT_FRAMES", (1,), "INT32", "how many different frames the 16 are (fewer for short or broken clips)"
         ),
+        DEMO_MODELS,
     ),
     max_batch_size=0,
     description="temporal, per-frame, audio and fused scores of one video",

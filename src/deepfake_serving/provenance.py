@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
+import numpy as np
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 
@@ -31,4 +32,14 @@ REAL_KINDS = ("trained", "pretrained")
 
 def any_demo(repository: Path, models: Iterable[str]) -> bool:
     """True unless every model's config says its weights are trained or pretrained."""
-    return any(weights_kind(repository, model) not in REAL_KINDS for model in models)
+    return bool(demo_models(repository, models))
+
+
+def demo_models(repository: Path, models: Iterable[str]) -> list[str]:
+    """The models whose config does not say trained or pretrained, in the order given."""
+    return [model for model in models if weights_kind(repository, model) not in REAL_KINDS]
+
+
+def demo_models_tensor(models: Iterable[str]) -> np.ndarray:
+    """The ``DEMO_MODELS`` output: the names comma-separated, one BYTES element."""
+    return np.array([",".join(models).encode()], dtype=object)

@@ -37,6 +37,8 @@ def test_a_folder_is_searched_recursively_and_shown_as_a_table(triton: TritonPro
     assert "face.jpg" in lines[1] and "real" in lines[1] and "1 face(s)" in lines[1]
     assert "1 file(s): 0 fake" in done.stdout and "notes.txt" not in done.stdout
     assert "1/1" in done.stderr  # the progress bar
+    # The demo detectors behind the verdict are named, as the server lists them.
+    assert "warning: the server runs demo weights (forensic_classifier, visual_detector)" in done.stdout
 
 
 def test_json_over_http_reports_a_fake_above_the_threshold_with_exit_code_1(

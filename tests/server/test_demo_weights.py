@@ -85,6 +85,12 @@ def test_demo_weights_follow_the_detectors_each_pipeline_uses(tmp_path, demo, ex
     finally:
         server.stop()
     assert {model: bool(result.as_numpy("DEMO_WEIGHTS")[0]) for model, result in answers.items()} == expected
+    named = {model: result.as_numpy("DEMO_MODELS")[0].decode() for model, result in answers.items()}
+    for model, flag in expected.items():
+        assert bool(named[model]) == flag, f"{model} names {named[model]!r} with DEMO_WEIGHTS {flag}"
+    # detect_image names a demo detector only when its score entered FAKE_PROB.
+    image_named = {frozenset(): "", frozenset({"visual_detector"}): ""}
+    assert named["detect_image"] == image_named.get(frozenset(demo), "visual_detector,forensic_classifier")
     image = answers["detect_image"]
     visual, forensic = image.as_numpy("VISUAL_FAKE_PROB"), image.as_numpy("FORENSIC_FAKE_PROB")
     fused = {

@@ -132,6 +132,7 @@ def test_a_python_models_answer_that_breaks_its_contract_is_refused_naming_the_t
         "FAKE_PROB": np.zeros(1, np.float32),
         "AUDIO_SILENT": np.zeros(1, bool),
         "DEMO_WEIGHTS": np.ones(1, bool),
+        "DEMO_MODELS": np.array([b"audio_detector"], dtype=object),
     }
     check_outputs(spec, good)
     with pytest.raises(RuntimeError, match=r"missing \['AUDIO_SILENT'\], extra \['ALL_SILENT'\]"):

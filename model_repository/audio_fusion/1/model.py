@@ -9,7 +9,7 @@ from deepfake_contract import AUDIO_DETECTOR
 from deepfake_contract import AUDIO_FUSION as SPEC
 from deepfake_serving import validation as check
 from deepfake_serving.fusion import AudioAggregation
-from deepfake_serving.provenance import any_demo
+from deepfake_serving.provenance import demo_models, demo_models_tensor
 from deepfake_serving.triton_python import model_parameters, respond, settings_from
 
 
@@ -19,7 +19,8 @@ class TritonPythonModel:
     def initialize(self, args):
         """Read the rule from the config parameters; note whether the detector is demo."""
         self.aggregation = settings_from(AudioAggregation, model_parameters(args))
-        self.demo = any_demo(Path(args["model_repository"]).parent, [AUDIO_DETECTOR.name])
+        self.demo_models = demo_models(Path(args["model_repository"]).parent, [AUDIO_DETECTOR.name])
+        self.demo = bool(self.demo_models)
         if self.demo:
             pb_utils.Logger.log_warn("audio_fusion: detect_audio answers DEMO_WEIGHTS=true (untrained detector)")
 
@@ -43,4 +44,5 @@ class TritonPythonModel:
             "FAKE_PROB": np.array([score], dtype=np.float32),
             "AUDIO_SILENT": np.array([all_silent]),
             "DEMO_WEIGHTS": np.array([self.demo]),
+            "DEMO_MODELS": demo_models_tensor(self.demo_models),
         }

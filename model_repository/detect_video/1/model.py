@@ -17,7 +17,7 @@ from deepfake_serving import video_pipeline as V
 from deepfake_serving.audio_pipeline import AudioLimits
 from deepfake_serving.fusion import NO_SCORE, AudioAggregation, FrameAggregation, VideoFusion
 from deepfake_serving.image_pipeline import FaceDetector, FaceSettings
-from deepfake_serving.provenance import any_demo
+from deepfake_serving.provenance import demo_models, demo_models_tensor
 from deepfake_serving.triton_python import model_parameters, respond, settings_from, single_bytes, work_budget
 from deepfake_serving.video import sample_video
 from deepfake_serving.visual_preprocessing import served_preprocessing
@@ -51,7 +51,10 @@ class TritonPythonModel:
         self.audio_rule = settings_from(AudioAggregation, p, prefix="audio_", defaulted=("silent_score",))
         self.frame_rule = settings_from(FrameAggregation, p)
         self.fusion = settings_from(VideoFusion, p)
-        self.demo = any_demo(repository, [d.name for d in (TEMPORAL_ANALYZER, VISUAL_DETECTOR, AUDIO_DETECTOR)])
+        self.demo_models = demo_models(
+            repository, [d.name for d in (TEMPORAL_ANALYZER, VISUAL_DETECTOR, AUDIO_DETECTOR)]
+        )
+        self.demo = bool(self.demo_models)
         if self.demo:
             pb_utils.Logger.log_warn("detect_video: answers DEMO_WEIGHTS=true (untrained detectors)")
 
@@ -107,6 +110,11 @@ class TritonPythonModel:
             else:
                 audio_silent = True
 
+        # Only the detectors whose score entered FAKE_PROB count for this answer.
+        used = [TEMPORAL_ANALYZER.name]
+        used += [VISUAL_DETECTOR.name] if frames_score is not None else []
+        used += [AUDIO_DETECTOR.name] if audio_score is not None else []
+        demo = [name for name in used if name in self.demo_models]
         return {
             "TEMPORAL_FAKE_PROB": np.array([temporal], np.float32),
             "FRAME_TIME_S": sample.times_s.astype(np.float32),
@@ -118,6 +126,7 @@ class TritonPythonModel:
             "HAS_AUDIO": np.array([windows is not None]),
             "AUDIO_SILENT": np.array([audio_silent]),
             "FAKE_PROB": np.array([self.fusion.score(temporal, frames_score, audio_score)], np.float32),
-            "DEMO_WEIGHTS": np.array([self.demo]),
+            "DEMO_WEIGHTS": np.array([bool(demo)]),
+            "DEMO_MODELS": demo_models_tensor(demo),
             "DISTINCT_FRAMES": np.array([sample.distinct_frames], np.int32),
         }
