@@ -16,14 +16,28 @@ from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 
 
-def weights_kind(repository: Path, model: str) -> str:
-    """The ``weights`` parameter of ``model``'s config (``demo``, ``trained``), or ``unknown`` if unreadable."""
+def _parameters(repository: Path, model: str) -> dict[str, str] | None:
     try:
         config = text_format.Parse((repository / model / "config.pbtxt").read_text(), model_config_pb2.ModelConfig())
     except (OSError, text_format.ParseError):
-        return "unknown"
-    parameter = config.parameters.get("weights")
-    return parameter.string_value if parameter is not None else "unknown"
+        return None
+    return {key: value.string_value for key, value in config.parameters.items()}
+
+
+def weights_kind(repository: Path, model: str) -> str:
+    """The ``weights`` parameter of ``model``'s config (``demo``, ``trained``), or ``unknown`` if unreadable."""
+    parameters = _parameters(repository, model)
+    return "unknown" if parameters is None else parameters.get("weights", "unknown")
+
+
+def describe(repository: Path, model: str) -> str:
+    """One line for the server log: what ``model`` serves and where its weights came from."""
+    p = _parameters(repository, model)
+    if p is None:
+        return f"{model}: config unreadable (counted as demo)"
+    kind, sha = p.get("weights", "unknown"), p.get("weights_sha256", "")
+    origin = f" {p['weights_source']}@{p.get('weights_revision', '?')}" if p.get("weights_source") else ""
+    return f"{model}: {kind}{origin}" + (f", sha256 {sha[:12]}" if sha else "")
 
 
 #: Weights whose scores mean something: a user's checkpoint or a published pretrained model.

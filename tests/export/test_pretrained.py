@@ -253,6 +253,11 @@ def test_detect_image_scores_faces_as_transformers_does_on_the_servers_crops(sav
         tensor.set_data_from_numpy(np.array([image], dtype=object))
         faces = client.infer(FACE_DETECTOR.name, [tensor])
         answer = client.infer(DETECT_IMAGE.name, [tensor])
+        log = triton.log_path.read_text(errors="replace")
+
+    sha = hashlib.sha256((saved["siglip"] / "model.safetensors").read_bytes()).hexdigest()
+    assert f"image_fusion: serves visual_detector: pretrained {saved['siglip']}@local, sha256 {sha[:12]}" in log
+    assert "face_detector: visual_detector input prepared as VisualPreprocessing(resize=(224, 224), resample=3" in log
 
     crops = faces.as_numpy("FACE_CROPS")
     pixels = processor(images=list(crops), return_tensors="np")["pixel_values"]
@@ -263,4 +268,5 @@ def test_detect_image_scores_faces_as_transformers_does_on_the_servers_crops(sav
     assert probs[:, real] == pytest.approx(1 - probs[:, fake], abs=1e-6)
     # The forensic classifier is still demo: the verdict rests on the pretrained detector alone.
     assert answer.as_numpy("DEMO_WEIGHTS").tolist() == [False]
+    assert answer.as_numpy("DEMO_MODELS").tolist() == [b""]
     assert float(answer.as_numpy("FAKE_PROB")[0]) == pytest.approx(float(probs[:, fake].max()), abs=1e-3)

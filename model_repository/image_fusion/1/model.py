@@ -9,7 +9,7 @@ from deepfake_contract import FORENSIC_CLASSIFIER, VISUAL_DETECTOR
 from deepfake_contract import IMAGE_FUSION as SPEC
 from deepfake_serving import validation as check
 from deepfake_serving.fusion import ImageFusion
-from deepfake_serving.provenance import REAL_KINDS, demo_models_tensor, weights_kind
+from deepfake_serving.provenance import REAL_KINDS, demo_models_tensor, describe, weights_kind
 from deepfake_serving.triton_python import model_parameters, respond, settings_from
 
 
@@ -29,7 +29,9 @@ class TritonPythonModel:
         used = [n for n, w in zip(kinds, (self.fusion.visual_weight, self.fusion.forensic_weight), strict=True) if w]
         self.demo_models = [name for name in used if not real[name]]
         self.demo = bool(self.demo_models)
-        pb_utils.Logger.log_info(f"image_fusion: weights {kinds}; FAKE_PROB from {used}")
+        for name in kinds:
+            pb_utils.Logger.log_info(f"image_fusion: serves {describe(repository, name)}")
+        pb_utils.Logger.log_info(f"image_fusion: FAKE_PROB from {used}")
         if self.demo:
             pb_utils.Logger.log_warn("image_fusion: detect_image answers DEMO_WEIGHTS=true (untrained detectors)")
 
