@@ -25,8 +25,8 @@ import deepfake_export
 from deepfake_export.models import BUILDERS
 from deepfake_export.onnx_export import ParityError, check_parity, export_onnx, publish
 from deepfake_export.pretrained import load_visual
-from deepfake_export.weights import CheckpointError, load_weights
-from deepfake_serving.model_configs import write_detector_configs
+from deepfake_export.weights import CheckpointError, load_weights, sha256_file
+from deepfake_serving.model_configs import provenance_from_manifest, write_detector_configs
 
 log = logging.getLogger("deepfake_export")
 
@@ -121,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
             if (
                 not args.force
                 and path.is_file()
+                and previous.get("onnx") == str(path)
+                and previous.get("onnx_sha256") == sha256_file(path)
                 and previous.get("code") == fingerprint
                 and previous.get("weights_sha256") == source.sha256
                 and previous.get("parameters", {}) == parameters
@@ -147,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
                 log.warning("%s: DEMO WEIGHTS (seeded random): its scores mean nothing", name)
             manifest[name] = {
                 "onnx": str(path),
+                "onnx_sha256": sha256_file(path),
                 "weights": source.kind,
                 "weights_path": source.path,
                 "weights_sha256": source.sha256,
@@ -154,6 +157,9 @@ def main(argv: list[str] | None = None) -> int:
                 "max_abs_diff": worst,
                 "parameters": parameters,
             }
+            # The config follows its ONNX file at once: a later failure must not leave
+            # new weights served under the old config (provenance, preprocessing).
+            _write_configs(args.repository, manifest, [name])
     except CheckpointError as error:
         log.error("%s", error)
         return 2
@@ -165,18 +171,15 @@ def main(argv: list[str] | None = None) -> int:
         args.manifest.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
 
     # --only leaves the other detectors' configs as they are.
-    configured = [spec for spec in contract.DETECTORS if spec.name in manifest and spec.name in names]
-    provenance = {
-        spec.name: (
-            manifest[spec.name]["weights"],
-            "" if manifest[spec.name]["weights"] == "demo" else manifest[spec.name]["weights_sha256"],
-        )
-        for spec in configured
-    }
-    parameters_by_model = {spec.name: manifest[spec.name].get("parameters", {}) for spec in configured}
-    for path in write_detector_configs(args.repository, provenance, parameters_by_model, only=names):
-        log.info("wrote %s", path)
+    _write_configs(args.repository, manifest, names)
     return 0
+
+
+def _write_configs(repository: Path, manifest: dict, names: list[str]) -> None:
+    """Write the configs of the detectors in ``names`` from what the manifest says they were built from."""
+    provenance, parameters = provenance_from_manifest(manifest)
+    for path in write_detector_configs(repository, provenance, parameters, only=names):
+        log.info("wrote %s", path)
 
 
 if __name__ == "__main__":

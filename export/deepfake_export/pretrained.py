@@ -91,9 +91,10 @@ def fake_class(id2label: dict[int, str], override: str | None = None) -> tuple[i
     if len(labels) != 2:
         raise SourceError(f"the model has {len(labels)} classes ({listed}); a detector needs exactly two")
     if override is not None:
-        matches = [i for i, label in labels.items() if label.lower() == override.lower()]
-        if not matches:
-            raise SourceError(f"--fake-label {override!r} is not one of the model's labels ({listed})")
+        matches = [i for i, label in labels.items() if label == override]
+        matches = matches or [i for i, label in labels.items() if label.lower() == override.lower()]
+        if len(matches) != 1:
+            raise SourceError(f"--fake-label {override!r} is not exactly one of the model's labels ({listed})")
     else:
         matches = [i for i, label in labels.items() if _says_fake(label)]
         if len(matches) != 1:
@@ -104,10 +105,16 @@ def fake_class(id2label: dict[int, str], override: str | None = None) -> tuple[i
     return real, fake
 
 
+#: A label with one of these words is not taken to say fake ("non-fake", "not_fake"): choose with --fake-label.
+_NEGATIONS = {"not", "non", "no", "un", "never"}
+
+
 def _says_fake(label: str) -> bool:
-    text = label.lower()
-    words = text.replace("-", " ").replace("_", " ").split()
-    return text in FAKE_WORDS or any(word in FAKE_WORDS for word in words) or "ai generated" in " ".join(words)
+    words = label.lower().replace("-", " ").replace("_", " ").split()
+    if _NEGATIONS & set(words):
+        return False
+    joined = f" {' '.join(words)} "
+    return any(word in FAKE_WORDS for word in words) or " ai generated " in joined
 
 
 def preprocessing_of(processor: Any) -> VisualPreprocessing:
@@ -142,6 +149,10 @@ def preprocessing_of(processor: Any) -> VisualPreprocessing:
             raise SourceError(f"{name}: crop_size {size} cannot be reproduced (need height/width)")
         crop = (int(size["height"]), int(size["width"]))
     normalize = bool(options.get("do_normalize"))
+    if normalize and not {"image_mean", "image_std"} <= options.keys():
+        raise SourceError(f"{name}: do_normalize without image_mean and image_std")
+    if options.get("resample") is None and resize is not None:
+        raise SourceError(f"{name}: do_resize without a resample filter")
     try:
         steps = VisualPreprocessing(
             resize=resize,
@@ -168,22 +179,36 @@ def _difference(processor: Any, steps: VisualPreprocessing) -> float:
     return float(np.max(np.abs(expected - got)))
 
 
-def _weights_file(model: nn.Module, folder: str | None) -> Path | None:
-    """The weights file ``from_pretrained`` read: in the local folder or the Hugging Face cache."""
-    if folder is not None:
-        for name in _WEIGHT_FILES:
-            if (Path(folder) / name).is_file():
-                return Path(folder) / name
-        return None
-    from huggingface_hub import try_to_load_from_cache
-
-    commit = getattr(model.config, "_commit_hash", None)
-    repo = model.config.name_or_path
+def _weights_file(folder: Path) -> Path | None:
+    """The weights file ``from_pretrained`` reads in ``folder``."""
     for name in _WEIGHT_FILES:
-        found = try_to_load_from_cache(repo, name, revision=commit)
-        if isinstance(found, str):
-            return Path(found)
+        if (folder / name).is_file():
+            return folder / name
     return None
+
+
+#: What a snapshot needs: configs, the processor's and the model's, and the weights.
+_SNAPSHOT_FILES = ["*.json", "*.safetensors", "pytorch_model.bin", "*.txt"]
+
+
+def _hub_snapshot(name: str, revision: str | None, text: str) -> tuple[Path, str]:
+    """The local snapshot folder of a hub model and its commit, downloaded into the usual cache if needed.
+
+    The snapshot folder is named after the commit it holds, so the revision
+    recorded is the one whose files are loaded and fingerprinted, whatever
+    ``main`` points at later.
+    """
+    from huggingface_hub import snapshot_download
+
+    try:
+        folder = Path(snapshot_download(repo_id=name, revision=revision, allow_patterns=_SNAPSHOT_FILES))
+    except Exception as error:  # noqa: BLE001 - the hub client raises many types; each is one line to the user
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise SourceError(
+            f"--visual-model {text}: cannot load an image classifier"
+            f" (the hub is unreachable and there is no cached copy?): {reason}"
+        ) from None
+    return folder, folder.name
 
 
 def load_visual(text: str, fake_label: str | None = None) -> PretrainedDetector:
@@ -193,25 +218,27 @@ def load_visual(text: str, fake_label: str | None = None) -> PretrainedDetector:
         SourceError: one line naming what is wrong with the source.
     """
     name, revision, local = parse_source(text)
-    if local and not Path(name).is_dir():
-        raise SourceError(f"--visual-model {text}: no such folder")
-    if local and not (Path(name) / "preprocessor_config.json").is_file():
+    if local:
+        folder, resolved = Path(name), "local"
+        if not folder.is_dir():
+            raise SourceError(f"--visual-model {text}: no such folder")
+    else:
+        folder, resolved = _hub_snapshot(name, revision, text)
+    if not (folder / "preprocessor_config.json").is_file():
         raise SourceError(f"--visual-model {text}: no preprocessor_config.json (save the image processor too)")
     from transformers import AutoImageProcessor, AutoModelForImageClassification
 
     try:
-        model = AutoModelForImageClassification.from_pretrained(name, revision=revision).eval()
-        processor = AutoImageProcessor.from_pretrained(name, revision=revision)
+        model = AutoModelForImageClassification.from_pretrained(folder).eval()
+        processor = AutoImageProcessor.from_pretrained(folder)
     except (OSError, ValueError, KeyError) as error:
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        offline = " (the hub is unreachable and there is no cached copy?)" if not local else ""
-        raise SourceError(f"--visual-model {text}: cannot load an image classifier{offline}: {reason}") from None
+        raise SourceError(f"--visual-model {text}: cannot load an image classifier: {reason}") from None
     real, fake = fake_class(model.config.id2label, fake_label)
     steps = preprocessing_of(processor)
-    weights_path = _weights_file(model, name if local else None)
+    weights_path = _weights_file(folder)
     if weights_path is None:
         raise SourceError(f"--visual-model {text}: loaded, but its weights file was not found to fingerprint")
-    resolved = "local" if local else str(getattr(model.config, "_commit_hash", None) or revision or "unknown")
     return PretrainedDetector(
         module=TwoClassLogits(model, real, fake).eval(),
         preprocessing=steps,

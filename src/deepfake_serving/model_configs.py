@@ -219,6 +219,22 @@ def parse_pbtxt(path: Path) -> model_config_pb2.ModelConfig:
     return text_format.Parse(path.read_text(), model_config_pb2.ModelConfig())
 
 
+def provenance_from_manifest(manifest: dict) -> tuple[dict[str, tuple[str, str]], dict[str, dict[str, str]]]:
+    """``(provenance, parameters)`` for :func:`write_detector_configs` from the export manifest.
+
+    The manifest (``build/export/manifest.json``) records what each ONNX file was
+    built from; configs regenerated from it keep describing the files served.
+    """
+    provenance, parameters = {}, {}
+    for spec in DETECTORS:
+        entry = manifest.get(spec.name)
+        if entry is None:
+            continue
+        provenance[spec.name] = (entry["weights"], "" if entry["weights"] == "demo" else entry["weights_sha256"])
+        parameters[spec.name] = dict(entry.get("parameters", {}))
+    return provenance, parameters
+
+
 def write_detector_configs(
     repository: Path,
     provenance: dict[str, tuple[str, str]] | None = None,
@@ -252,8 +268,13 @@ def write_detector_configs(
 
 
 if __name__ == "__main__":
+    import json
     import sys
 
+    # Regenerating (after editing BATCHING) keeps what the export built each file
+    # from; without a manifest every detector is written as demo.
     root = Path(sys.argv[1] if len(sys.argv) > 1 else "model_repository")
-    for p in write_detector_configs(root):
+    manifest_path = Path(sys.argv[2] if len(sys.argv) > 2 else "build/export/manifest.json")
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
+    for p in write_detector_configs(root, *provenance_from_manifest(manifest)):
         print(f"wrote {p}")

@@ -121,7 +121,12 @@ def test_a_cancelled_request_stops_its_work_early(server):
     data = _noise_jpeg(3500)
     count0, ns0 = _compute_stats(server.grpc_url, "face_detector")
     _request(server.grpc_url, "face_detector", "IMAGE", data, 120)
-    count1, ns1 = _compute_stats(server.grpc_url, "face_detector")
+    # Triton updates the statistics just after it sends the response: wait for them.
+    settle = time.monotonic() + 10
+    while (stats := _compute_stats(server.grpc_url, "face_detector"))[0] == count0:
+        assert time.monotonic() < settle, "the served request never reached the statistics"
+        time.sleep(0.05)
+    count1, ns1 = stats
     assert count1 == count0 + 1
     full_s = (ns1 - ns0) / 1e9
     with pytest.raises(InferenceServerException, match="Deadline"):
