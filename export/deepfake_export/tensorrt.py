@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from deepfake_contract import DETECTORS, ModelSpec, by_name
-from deepfake_serving.model_configs import BATCHING, detector_config, gpu_overlay, to_pbtxt
+from deepfake_serving.model_configs import BATCHING, detector_config, gpu_overlay, parse_pbtxt, to_pbtxt
 
 log = logging.getLogger("deepfake_export.tensorrt")
 
@@ -112,20 +112,33 @@ def trtexec_command(
     return command
 
 
-def plan_config(spec: ModelSpec) -> dict[str, Any]:
+def plan_config(spec: ModelSpec, served: dict[str, str] | None = None) -> dict[str, Any]:
     """``configs/trt.pbtxt``: the GPU overlay served from the plan.
 
     Same name, tensors, batching and warmup as ``configs/gpu.pbtxt``; the
     ONNX Runtime backend, its parameters and its accelerator are replaced by
-    ``platform: tensorrt_plan``.
+    ``platform: tensorrt_plan``. ``served`` are the parameters of the model's
+    ``config.pbtxt``: the plan is built from that ONNX file, so its provenance
+    (``weights*``, ``labels``) and the visual detector's ``preprocess_*`` carry over.
     """
-    config = gpu_overlay(detector_config(spec))
+    served = served or {}
+    extra = {k: v for k, v in served.items() if k.startswith(("weights_", "labels", "preprocess_"))}
+    config = gpu_overlay(
+        detector_config(
+            spec,
+            weights=served.get("weights", "demo"),
+            weights_sha256=served.get("weights_sha256", ""),
+            parameters={k: v for k, v in extra.items() if k != "weights_sha256"},
+        )
+    )
     del config["backend"]
     config.pop("optimization", None)
     config["platform"] = "tensorrt_plan"
     config["default_model_filename"] = PLAN_FILENAME
-    # Thread-count keys belong to ONNX Runtime; provenance stays.
-    config["parameters"] = {k: v for k, v in config["parameters"].items() if k.startswith("weights")}
+    # Thread-count keys belong to ONNX Runtime; provenance and preprocessing stay.
+    config["parameters"] = {
+        k: v for k, v in config["parameters"].items() if k.startswith(("weights", "labels", "preprocess_"))
+    }
     return config
 
 
@@ -240,7 +253,8 @@ def main(argv: list[str] | None = None) -> int:
         seconds = time.perf_counter() - started
         config_path = args.repository / name / "configs" / f"{TRT_CONFIG_NAME}.pbtxt"
         config_path.parent.mkdir(parents=True, exist_ok=True)
-        config_path.write_text(to_pbtxt(plan_config(spec)))
+        served = {k: v.string_value for k, v in parse_pbtxt(args.repository / name / "config.pbtxt").parameters.items()}
+        config_path.write_text(to_pbtxt(plan_config(spec, served)))
         timings[name] = {
             "builder": builder,
             "build_s": round(seconds, 1),

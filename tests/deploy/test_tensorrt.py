@@ -58,7 +58,27 @@ def test_the_plan_config_parses_and_differs_from_the_gpu_overlay_only_in_the_run
     assert not plan.optimization.execution_accelerators.gpu_execution_accelerator
     for field in ("name", "max_batch_size", "input", "output", "instance_group", "dynamic_batching", "model_warmup"):
         assert getattr(plan, field) == getattr(onnx, field), field
-    assert set(plan.parameters) == {"weights", "weights_sha256"}
+    preprocessing = {k for k in onnx.parameters if k.startswith("preprocess_")}
+    assert set(plan.parameters) == {"weights", "weights_sha256"} | preprocessing
+    assert bool(preprocessing) == (spec.name == "visual_detector")
+
+
+def test_the_plan_config_keeps_the_served_models_provenance_and_preprocessing():
+    served = {
+        "weights": "pretrained",
+        "weights_sha256": "ab" * 32,
+        "weights_source": "owner/vit",
+        "weights_revision": "c" * 40,
+        "labels": "Real,Fake",
+        "preprocess_mean": "0.5,0.5,0.5",
+        "intra_op_thread_count": "2",
+    }
+    plan = to_message(tensorrt.plan_config(VISUAL_DETECTOR, served))
+    kept = {k: v.string_value for k, v in plan.parameters.items()}
+    assert {k: kept[k] for k in served if k != "intra_op_thread_count"} == {
+        k: v for k, v in served.items() if k != "intra_op_thread_count"
+    }
+    assert "intra_op_thread_count" not in kept
 
 
 def test_without_tensorrt_the_build_says_so_and_if_available_exits_cleanly(tmp_path, monkeypatch):
