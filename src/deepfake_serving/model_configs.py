@@ -170,6 +170,12 @@ def detector_config(
     }
 
 
+def _weights_key(config: dict[str, Any]) -> str:
+    """A short name for the weights a config serves: their SHA-256 prefix, or ``demo``."""
+    sha = config.get("parameters", {}).get("weights_sha256", {}).get("string_value", "")
+    return sha[:16] if sha else "demo"
+
+
 def gpu_overlay(config: dict[str, Any]) -> dict[str, Any]:
     """The GPU variant of a CPU detector config: instances, batch sizes and TensorRT."""
     batching = BATCHING[config["name"]]
@@ -193,9 +199,11 @@ def gpu_overlay(config: dict[str, Any]) -> dict[str, Any]:
                         "precision_mode": "FP16",
                         "max_workspace_size_bytes": str(1 << 30),
                         # Engines are built once per shape profile; cache them
-                        # on the model volume so a restart does not rebuild.
+                        # on the model volume so a restart does not rebuild. One
+                        # folder per weights file: new weights in the same graph
+                        # must not be served from an engine built for the old ones.
                         "trt_engine_cache_enable": "1",
-                        "trt_engine_cache_path": f"/models/{config['name']}/trt_cache",
+                        "trt_engine_cache_path": f"/models/{config['name']}/trt_cache/{_weights_key(config)}",
                     },
                 }
             ]

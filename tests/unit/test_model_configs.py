@@ -86,3 +86,18 @@ def test_ensemble_steps_match_their_models():
             produced |= set(step.output_map.values())
         assert {o.name for o in config.output} <= produced, f"{name}: an ensemble output is never produced"
         json_format.MessageToDict(config)  # round-trips
+
+
+def test_the_gpu_engine_cache_is_per_weights_file():
+    """ONNX Runtime's TensorRT cache may be keyed on the graph: new weights get their own folder."""
+    from deepfake_contract import VISUAL_DETECTOR
+
+    def cache_path(config):
+        (accelerator,) = gpu_overlay(config)["optimization"]["execution_accelerators"]["gpu_execution_accelerator"]
+        return accelerator["parameters"]["trt_engine_cache_path"]
+
+    demo = cache_path(detector_config(VISUAL_DETECTOR))
+    trained = cache_path(detector_config(VISUAL_DETECTOR, weights="trained", weights_sha256="ab" * 32))
+    retrained = cache_path(detector_config(VISUAL_DETECTOR, weights="trained", weights_sha256="cd" * 32))
+    assert demo == "/models/visual_detector/trt_cache/demo"
+    assert trained == "/models/visual_detector/trt_cache/" + "ab" * 8 and retrained != trained
