@@ -25,19 +25,19 @@ import deepfake_export
 from deepfake_export.models import BUILDERS
 from deepfake_export.onnx_export import ParityError, check_parity, export_onnx, publish
 from deepfake_export.pretrained import load_visual
-from deepfake_export.weights import CheckpointError, load_weights, sha256_file
+from deepfake_export.weights import MTCNN_STAGES, CheckpointError, load_weights, sha256_file
 from deepfake_serving.model_configs import provenance_from_manifest, write_detector_configs
 
 log = logging.getLogger("deepfake_export")
 
-#: MTCNN's stages are run in-process by the face_detector Python model, so
-#: their ONNX files live beside its model.py.
-MTCNN_STAGE_NAMES = {stage.name for stage in contract.MTCNN_STAGES}
-
 
 def onnx_path(repository: Path, name: str) -> Path:
-    """Where a network's ONNX file lives in the model repository."""
-    if name in MTCNN_STAGE_NAMES:
+    """Where a network's ONNX file lives in the model repository.
+
+    MTCNN's stages are run in-process by the face_detector Python model, so
+    their ONNX files live beside its model.py.
+    """
+    if name in MTCNN_STAGES:
         return repository / contract.FACE_DETECTOR.name / "1" / f"{name}.onnx"
     return repository / name / "1" / "model.onnx"
 

@@ -29,6 +29,8 @@ from deepfake_serving.mtcnn import DEFAULT_MAX_CANDIDATES, MTCNN, TooManyCandida
 from deepfake_serving.onnx_runner import onnx_callable
 from deepfake_serving.visual_preprocessing import IMAGENET, VisualPreprocessing
 
+MTCNN_STAGE_NAMES = tuple(stage.name for stage in MTCNN_STAGES)
+
 
 @dataclass(frozen=True)
 class FaceSettings:
@@ -89,7 +91,7 @@ class FaceDetector:
         if nets is None:
             if model_dir is None:
                 raise ValueError("either model_dir or nets is required")
-            nets = [onnx_callable(model_dir / f"{stage}.onnx", threads) for stage in (s.name for s in MTCNN_STAGES)]
+            nets = [onnx_callable(model_dir / f"{stage}.onnx", threads) for stage in MTCNN_STAGE_NAMES]
         self.mtcnn = MTCNN(*nets, min_face_size=settings.min_face_size, max_candidates=settings.max_candidates)
 
     def detect_rgb(self, image: np.ndarray, budget: WorkBudget = UNLIMITED, input_name: str = "IMAGE") -> DetectedFaces:

@@ -16,12 +16,21 @@ from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 
 
+def config_parameters(repository: Path, model: str) -> dict[str, str]:
+    """The string parameters of ``model``'s ``config.pbtxt``, read the way Triton reads the file.
+
+    Raises:
+        OSError, text_format.ParseError: the config is missing or not valid.
+    """
+    config = text_format.Parse((repository / model / "config.pbtxt").read_text(), model_config_pb2.ModelConfig())
+    return {key: value.string_value for key, value in config.parameters.items()}
+
+
 def _parameters(repository: Path, model: str) -> dict[str, str] | None:
     try:
-        config = text_format.Parse((repository / model / "config.pbtxt").read_text(), model_config_pb2.ModelConfig())
+        return config_parameters(repository, model)
     except (OSError, text_format.ParseError):
         return None
-    return {key: value.string_value for key, value in config.parameters.items()}
 
 
 def weights_kind(repository: Path, model: str) -> str:

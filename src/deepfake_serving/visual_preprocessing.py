@@ -19,11 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from google.protobuf import text_format
 from PIL import Image
-from tritonclient.grpc import model_config_pb2
 
 from deepfake_contract import VISUAL_DETECTOR
+from deepfake_serving.provenance import config_parameters
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -133,6 +132,4 @@ def served_preprocessing(repository: Path) -> VisualPreprocessing:
             read or its parameters are incomplete; a model must not load then, since
             a silently wrong normalization would give confident wrong scores.
     """
-    path = repository / VISUAL_DETECTOR.name / "config.pbtxt"
-    config = text_format.Parse(path.read_text(), model_config_pb2.ModelConfig())
-    return VisualPreprocessing.from_parameters({key: v.string_value for key, v in config.parameters.items()})
+    return VisualPreprocessing.from_parameters(config_parameters(repository, VISUAL_DETECTOR.name))

@@ -12,18 +12,23 @@ from pathlib import Path
 
 import torch
 
+#: A transformer small enough to build in a blink, at the 224x224 input every processor here ends at.
+TINY_TRANSFORMER = {
+    "image_size": 224,
+    "patch_size": 32,
+    "hidden_size": 32,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+    "intermediate_size": 64,
+}
+
 
 def save_vit(folder: Path, labels: dict[int, str], seed: int = 0) -> Path:
     """A 2-layer ViT with ``ViTImageProcessor`` (224, bilinear, mean/std 0.5)."""
     from transformers import ViTConfig, ViTForImageClassification, ViTImageProcessorPil
 
     config = ViTConfig(
-        image_size=224,
-        patch_size=32,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
+        **TINY_TRANSFORMER,
         id2label=labels,
         label2id={v: k for k, v in labels.items()},
     )
@@ -38,14 +43,7 @@ def save_siglip(folder: Path, labels: dict[int, str], seed: int = 0) -> Path:
     from transformers import SiglipConfig, SiglipForImageClassification, SiglipImageProcessorPil
 
     config = SiglipConfig(
-        vision_config={
-            "image_size": 224,
-            "patch_size": 32,
-            "hidden_size": 32,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 2,
-            "intermediate_size": 64,
-        },
+        vision_config=TINY_TRANSFORMER,
         id2label=labels,
         label2id={v: k for k, v in labels.items()},
     )

@@ -20,8 +20,7 @@ class TritonPythonModel:
         """Read the rule from the config parameters; note whether the detector is demo."""
         self.aggregation = settings_from(AudioAggregation, model_parameters(args))
         self.demo_models = demo_models(Path(args["model_repository"]).parent, [AUDIO_DETECTOR.name])
-        self.demo = bool(self.demo_models)
-        if self.demo:
+        if self.demo_models:
             pb_utils.Logger.log_warn("audio_fusion: detect_audio answers DEMO_WEIGHTS=true (untrained detector)")
 
     def execute(self, requests):
@@ -43,6 +42,6 @@ class TritonPythonModel:
             "WINDOW_SILENT": silent,
             "FAKE_PROB": np.array([score], dtype=np.float32),
             "AUDIO_SILENT": np.array([all_silent]),
-            "DEMO_WEIGHTS": np.array([self.demo]),
+            "DEMO_WEIGHTS": np.array([bool(self.demo_models)]),
             "DEMO_MODELS": demo_models_tensor(self.demo_models),
         }

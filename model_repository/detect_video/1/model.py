@@ -54,8 +54,7 @@ class TritonPythonModel:
         self.demo_models = demo_models(
             repository, [d.name for d in (TEMPORAL_ANALYZER, VISUAL_DETECTOR, AUDIO_DETECTOR)]
         )
-        self.demo = bool(self.demo_models)
-        if self.demo:
+        if self.demo_models:
             pb_utils.Logger.log_warn("detect_video: answers DEMO_WEIGHTS=true (untrained detectors)")
 
     def execute(self, requests):

@@ -28,11 +28,10 @@ class TritonPythonModel:
         )
         used = [n for n, w in zip(kinds, (self.fusion.visual_weight, self.fusion.forensic_weight), strict=True) if w]
         self.demo_models = [name for name in used if not real[name]]
-        self.demo = bool(self.demo_models)
         for name in kinds:
             pb_utils.Logger.log_info(f"image_fusion: serves {describe(repository, name)}")
         pb_utils.Logger.log_info(f"image_fusion: FAKE_PROB from {used}")
-        if self.demo:
+        if self.demo_models:
             pb_utils.Logger.log_warn("image_fusion: detect_image answers DEMO_WEIGHTS=true (untrained detectors)")
 
     def execute(self, requests):
@@ -56,6 +55,6 @@ class TritonPythonModel:
             "FAKE_PROB": np.array([self.fusion.image_score(visual, forensic)], dtype=np.float32),
             # Passed through: see the note in detect_image/config.pbtxt.
             "FORENSIC_FEATURES": features,
-            "DEMO_WEIGHTS": np.array([self.demo]),
+            "DEMO_WEIGHTS": np.array([bool(self.demo_models)]),
             "DEMO_MODELS": demo_models_tensor(self.demo_models),
         }
