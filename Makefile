@@ -8,6 +8,8 @@ REPO := model_repository
 CHECKPOINTS ?=
 VISUAL_MODEL ?=
 FAKE_LABEL ?=
+AUDIO_MODEL ?=
+AUDIO_FAKE_LABEL ?=
 HTTP_PORT ?= 8000
 GRPC_PORT ?= 8001
 METRICS_PORT ?= 8002
@@ -41,8 +43,10 @@ $(PERF_VENV)/.installed: perf/requirements.txt perf/constraints.txt
 perf-venv: $(PERF_VENV)/.installed  ## create perf/.venv with Locust
 
 # The exporter skips networks whose code and weights did not change.
-export: venv  ## export the networks to ONNX (CHECKPOINTS=dir for trained weights, VISUAL_MODEL=hub id or folder)
-	$(PY) -m deepfake_export --repository $(REPO) $(if $(CHECKPOINTS),--checkpoints $(CHECKPOINTS)) $(if $(VISUAL_MODEL),--visual-model $(VISUAL_MODEL)) $(if $(FAKE_LABEL),--fake-label $(FAKE_LABEL))
+export: venv  ## export the networks to ONNX (CHECKPOINTS=dir, VISUAL_MODEL / AUDIO_MODEL=hub id or folder)
+	$(PY) -m deepfake_export --repository $(REPO) $(if $(CHECKPOINTS),--checkpoints $(CHECKPOINTS)) \
+		$(if $(VISUAL_MODEL),--visual-model $(VISUAL_MODEL)) $(if $(FAKE_LABEL),--fake-label $(FAKE_LABEL)) \
+		$(if $(AUDIO_MODEL),--audio-model $(AUDIO_MODEL)) $(if $(AUDIO_FAKE_LABEL),--audio-fake-label $(AUDIO_FAKE_LABEL))
 
 serve: export  ## set up, export and run Triton in the foreground (HTTP 8000, gRPC 8001, metrics 8002)
 	$(PY) -m deepfake_serving.server --model-repository $(REPO) \

@@ -17,6 +17,7 @@ from deepfake_contract.limits import AUDIO, IMAGE, MAX_REQUEST_BYTES, MEDIA, VID
 from deepfake_contract.networks import (
     ALL_NETWORKS,
     AUDIO_DETECTOR,
+    AUDIO_INPUTS,
     DETECTORS,
     FORENSIC_CLASSIFIER,
     MTCNN_STAGES,
@@ -25,6 +26,7 @@ from deepfake_contract.networks import (
     RNET,
     TEMPORAL_ANALYZER,
     VISUAL_DETECTOR,
+    audio_detector,
     by_name,
 )
 from deepfake_contract.pipelines import (
@@ -39,6 +41,7 @@ from deepfake_contract.pipelines import (
     FORMER_NAMES,
     IMAGE_FUSION,
     PYTHON_MODELS,
+    audio_preprocess,
 )
 from deepfake_contract.tensors import NUMPY_DTYPES, ModelSpec, TensorSpec
 
@@ -50,6 +53,7 @@ __all__ = [
     "AUDIO",
     "AUDIO_DETECTOR",
     "AUDIO_FUSION",
+    "AUDIO_INPUTS",
     "AUDIO_PREPROCESS",
     "DETECT_AUDIO",
     "DETECT_IMAGE",
@@ -77,5 +81,7 @@ __all__ = [
     "TensorSpec",
     "VIDEO",
     "VISUAL_DETECTOR",
+    "audio_detector",
+    "audio_preprocess",
     "by_name",
 ]

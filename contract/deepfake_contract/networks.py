@@ -9,6 +9,8 @@ output. docs/models.md describes each architecture.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from deepfake_contract.tensors import ModelSpec, TensorSpec
 
 _PROBS = (
@@ -37,6 +39,31 @@ AUDIO_DETECTOR = ModelSpec(
     max_batch_size=64,
     description="ResNet18 on a 4-second log-mel spectrogram: [real_prob, synthetic_prob]",
 )
+#: What ``audio_detector`` takes per 4 s window, named by the ``audio_input``
+#: parameter of its config: the project's ResNet18 reads a log-mel spectrogram;
+#: a pretrained wav2vec2-family classifier (``--audio-model``) reads the 64,000
+#: samples themselves, normalized as its feature extractor does.
+AUDIO_INPUTS: dict[str, TensorSpec] = {
+    "log_mel": AUDIO_DETECTOR.inputs[0],
+    "waveform": TensorSpec(
+        "input", (64_000,), meaning="one 4 s window of 16 kHz mono samples, normalized as the model's feature extractor"
+    ),
+}
+
+
+def audio_detector(audio_input: str) -> ModelSpec:
+    """``audio_detector``'s contract when it takes ``audio_input`` (a key of :data:`AUDIO_INPUTS`)."""
+    if audio_input not in AUDIO_INPUTS:
+        raise KeyError(f"unknown audio_input {audio_input!r}; known: {', '.join(AUDIO_INPUTS)}")
+    if audio_input == "log_mel":
+        return AUDIO_DETECTOR
+    return replace(
+        AUDIO_DETECTOR,
+        inputs=(AUDIO_INPUTS[audio_input],),
+        description="a pretrained waveform classifier on one 4 s window: [real_prob, synthetic_prob]",
+    )
+
+
 TEMPORAL_ANALYZER = ModelSpec(
     name="temporal_analyzer",
     inputs=(TensorSpec("input", (16, 3, 224, 224), meaning="16 frames, RGB, ImageNet-normalized"),),

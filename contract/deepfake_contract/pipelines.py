@@ -9,8 +9,10 @@ against this module.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from deepfake_contract import limits as L
-from deepfake_contract.networks import AUDIO_DETECTOR
+from deepfake_contract.networks import AUDIO_DETECTOR, audio_detector
 from deepfake_contract.tensors import ModelSpec, TensorSpec
 
 
@@ -129,7 +131,7 @@ AUDIO_PREPROCESS = ModelSpec(
     name="audio_preprocess",
     inputs=(_encoded("AUDIO", "audio"),),
     outputs=(
-        TensorSpec("MEL", (-1, *AUDIO_DETECTOR.inputs[0].dims), meaning="log-mel spectrogram per window"),
+        TensorSpec("AUDIO_INPUT", (-1, *AUDIO_DETECTOR.inputs[0].dims), meaning="audio_detector's input per window"),
         _WINDOW_START_S,
         _DURATION_S,
         _WINDOW_SILENT,
@@ -149,6 +151,17 @@ AUDIO_PREPROCESS = ModelSpec(
         "max_cpu_s": 10,
     },
 )
+
+
+def audio_preprocess(audio_input: str) -> ModelSpec:
+    """``audio_preprocess``'s contract when ``audio_detector`` takes ``audio_input`` (log-mel or waveform)."""
+    window = audio_detector(audio_input).inputs[0]
+    outputs = tuple(
+        replace(t, dims=(-1, *window.dims)) if t.name == "AUDIO_INPUT" else t for t in AUDIO_PREPROCESS.outputs
+    )
+    return replace(AUDIO_PREPROCESS, outputs=outputs)
+
+
 AUDIO_FUSION = ModelSpec(
     name="audio_fusion",
     inputs=(TensorSpec("WINDOW_PROBS", (-1, 2), meaning="audio_detector's output per window"), _WINDOW_SILENT),

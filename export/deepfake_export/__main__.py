@@ -3,7 +3,9 @@
 Without ``--checkpoints`` the four detectors get seeded demo weights and are
 marked ``weights: demo`` in their configs, ONNX metadata and the export
 manifest. ``--visual-model SOURCE`` serves a pretrained Hugging Face image
-classifier as the visual detector instead (:mod:`deepfake_export.pretrained`). MTCNN uses facenet-pytorch's pretrained weights unless the checkpoint
+classifier as the visual detector instead, ``--audio-model SOURCE`` a
+pretrained waveform classifier as the audio detector
+(:mod:`deepfake_export.pretrained`). MTCNN uses facenet-pytorch's pretrained weights unless the checkpoint
 folder holds ``pnet``, ``rnet`` or ``onet`` files, which replace them. Work whose
 inputs (code, weights) did not change is skipped.
 """
@@ -24,7 +26,7 @@ import deepfake_contract as contract
 import deepfake_export
 from deepfake_export.models import BUILDERS
 from deepfake_export.onnx_export import ParityError, check_parity, export_onnx, publish
-from deepfake_export.pretrained import load_visual
+from deepfake_export.pretrained import PretrainedDetector, load_audio, load_visual
 from deepfake_export.weights import MTCNN_STAGES, CheckpointError, load_weights, sha256_file
 from deepfake_serving.model_configs import provenance_from_manifest, write_detector_configs
 
@@ -82,6 +84,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--fake-label", metavar="NAME", help="the --visual-model label that means fake, where the labels do not say"
     )
+    parser.add_argument(
+        "--audio-model",
+        metavar="SOURCE",
+        help="a Hugging Face waveform classifier (wav2vec2, HuBERT, WavLM) to serve as audio_detector:"
+        " hub id[@revision] or a save_pretrained folder",
+    )
+    parser.add_argument(
+        "--audio-fake-label",
+        metavar="NAME",
+        help="the --audio-model label that means fake, where the labels do not say",
+    )
     parser.add_argument("--only", nargs="*", choices=sorted(BUILDERS), help="export only these networks")
     parser.add_argument("--force", action="store_true", help="export even if nothing changed")
     args = parser.parse_args(argv)
@@ -94,24 +107,21 @@ def main(argv: list[str] | None = None) -> int:
     fingerprint = code_fingerprint()
     names = args.only or list(BUILDERS)
     try:
-        pretrained = load_visual(args.visual_model, args.fake_label) if args.visual_model else None
+        pretrained: dict[str, PretrainedDetector] = {}
+        if args.visual_model:
+            pretrained[contract.VISUAL_DETECTOR.name] = load_visual(args.visual_model, args.fake_label)
+        if args.audio_model:
+            pretrained[contract.AUDIO_DETECTOR.name] = load_audio(args.audio_model, args.audio_fake_label)
         for name in names:
             spec = contract.by_name(name)
             parameters: dict[str, str] = {}
-            if pretrained is not None and name == contract.VISUAL_DETECTOR.name:
-                module, source = pretrained.module, pretrained.weights
-                parameters = {
-                    "weights_source": pretrained.source,
-                    "weights_revision": pretrained.revision,
-                    "labels": ",".join(pretrained.labels),
-                    **pretrained.preprocessing.to_parameters(),
-                }
+            if name in pretrained:
+                chosen = pretrained[name]
+                module, source, parameters = chosen.module, chosen.weights, chosen.parameters()
+                if name == contract.AUDIO_DETECTOR.name:
+                    spec = contract.audio_detector(parameters["audio_input"])
                 log.info(
-                    "%s: %s at %s, labels [real, fake] = %s",
-                    name,
-                    pretrained.source,
-                    pretrained.revision,
-                    list(pretrained.labels),
+                    "%s: %s at %s, labels [real, fake] = %s", name, chosen.source, chosen.revision, list(chosen.labels)
                 )
             else:
                 module = BUILDERS[name]().eval()

@@ -1,18 +1,20 @@
-"""A pretrained Hugging Face image classifier as the served visual detector.
+"""Pretrained Hugging Face classifiers as the served visual and audio detectors.
 
-``--visual-model SOURCE`` names a hub model (``owner/name``, optionally
-``owner/name@revision``) or a local folder written by ``save_pretrained``.
-It is loaded with ``transformers``' own ``from_pretrained`` (on a networked
-machine into the usual Hugging Face cache; nothing is downloaded at serving
-time) and becomes ``visual_detector`` under the same contract as the
-project's own network:
+``--visual-model SOURCE`` (an image classifier) and ``--audio-model SOURCE``
+(a waveform classifier of the wav2vec2 / HuBERT / WavLM family) each name a
+hub model (``owner/name``, optionally ``owner/name@revision``) or a local
+folder written by ``save_pretrained``. It is loaded with ``transformers``' own
+``from_pretrained`` (on a networked machine into the usual Hugging Face cache;
+nothing is downloaded at serving time) and becomes ``visual_detector`` or
+``audio_detector`` under the same contract as the project's own network:
 
 * the fake class is found from ``config.id2label``, never guessed, and the
   exported ``logits`` are always ``[real, fake]`` whatever the model's order;
-* the preprocessing is the model's image processor's, translated into
-  :class:`~deepfake_serving.visual_preprocessing.VisualPreprocessing` and
-  checked against the processor's own ``pixel_values`` before anything is
-  written; an option that cannot be reproduced is refused by name.
+* the preprocessing is the model's processor's, translated into
+  :class:`~deepfake_serving.visual_preprocessing.VisualPreprocessing` (images)
+  or :class:`~deepfake_serving.audio_pipeline.AudioInput` (audio) and checked
+  against the processor's own output before anything is written; an option
+  that cannot be reproduced is refused by name.
 
 Every problem is a :class:`SourceError` with one line naming it; the export
 then stops and the served model stays as it was.
@@ -29,7 +31,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from deepfake_contract import AUDIO_INPUTS
 from deepfake_export.weights import CheckpointError, WeightsSource, sha256_file
+from deepfake_serving.audio import SAMPLE_RATE
+from deepfake_serving.audio_pipeline import AudioInput
 from deepfake_serving.visual_preprocessing import INPUT_HW, VisualPreprocessing
 
 #: Label words that mark the fake class (case-insensitive, whole label or a word of it).
@@ -49,12 +54,21 @@ class SourceError(CheckpointError):
 class PretrainedDetector:
     """What the export needs from a pretrained source."""
 
-    module: nn.Module  # [B, 3, 224, 224] -> logits [B, 2] as [real, fake]
-    preprocessing: VisualPreprocessing
+    module: nn.Module  # the detector's input batch -> logits [B, 2] as [real, fake]
+    preprocessing: VisualPreprocessing | AudioInput
     weights: WeightsSource
     source: str  # as the user gave it
     revision: str  # the resolved commit, or "local"
     labels: tuple[str, str]  # (real label, fake label) as the model names them
+
+    def parameters(self) -> dict[str, str]:
+        """The config parameters that say where the model came from and how its input is prepared."""
+        return {
+            "weights_source": self.source,
+            "weights_revision": self.revision,
+            "labels": ",".join(self.labels),
+            **self.preprocessing.to_parameters(),
+        }
 
 
 class TwoClassLogits(nn.Module):
@@ -64,11 +78,12 @@ class TwoClassLogits(nn.Module):
         """Wrap ``model``; ``real`` and ``fake`` are its class indices."""
         super().__init__()
         self.model = model
+        self.input_name = model.main_input_name  # pixel_values, input_values
         self.register_buffer("order", torch.tensor([real, fake]), persistent=False)
 
-    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         """Logits ``[B, 2]``: column 0 the real class, column 1 the fake class."""
-        return self.model(pixel_values=pixel_values).logits.index_select(1, self.order)
+        return self.model(**{self.input_name: inputs}).logits.index_select(1, self.order)
 
 
 def parse_source(text: str) -> tuple[str, str | None, bool]:
@@ -191,7 +206,7 @@ def _weights_file(folder: Path) -> Path | None:
 _SNAPSHOT_FILES = ["*.json", "*.safetensors", "pytorch_model.bin", "*.txt"]
 
 
-def _hub_snapshot(name: str, revision: str | None, text: str) -> tuple[Path, str]:
+def _hub_snapshot(name: str, revision: str | None, text: str, flag: str, what: str) -> tuple[Path, str]:
     """The local snapshot folder of a hub model and its commit, downloaded into the usual cache if needed.
 
     The snapshot folder is named after the commit it holds, so the revision
@@ -205,10 +220,46 @@ def _hub_snapshot(name: str, revision: str | None, text: str) -> tuple[Path, str
     except Exception as error:  # noqa: BLE001 - the hub client raises many types; each is one line to the user
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise SourceError(
-            f"--visual-model {text}: cannot load an image classifier"
-            f" (the hub is unreachable and there is no cached copy?): {reason}"
+            f"{flag} {text}: cannot load {what} (the hub is unreachable and there is no cached copy?): {reason}"
         ) from None
     return folder, folder.name
+
+
+def _load(text: str, flag: str, what: str, auto_model: Any, auto_processor: Any) -> tuple[Any, Any, Path, str]:
+    """``(model, processor, folder, revision)`` of a source, every failure one :class:`SourceError` line."""
+    name, revision, local = parse_source(text)
+    if local:
+        folder, resolved = Path(name), "local"
+        if not folder.is_dir():
+            raise SourceError(f"{flag} {text}: no such folder")
+    else:
+        folder, resolved = _hub_snapshot(name, revision, text, flag, what)
+    if not (folder / "preprocessor_config.json").is_file():
+        raise SourceError(f"{flag} {text}: no preprocessor_config.json (save the processor too)")
+    try:
+        model = auto_model.from_pretrained(folder).eval()
+        processor = auto_processor.from_pretrained(folder)
+    except (OSError, ValueError, KeyError) as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise SourceError(f"{flag} {text}: cannot load {what}: {reason}") from None
+    return model, processor, folder, resolved
+
+
+def _detector(
+    text: str, flag: str, model: Any, preprocessing: Any, folder: Path, revision: str, fake_label: str | None
+) -> PretrainedDetector:
+    real, fake = fake_class(model.config.id2label, fake_label)
+    weights_path = _weights_file(folder)
+    if weights_path is None:
+        raise SourceError(f"{flag} {text}: loaded, but its weights file was not found to fingerprint")
+    return PretrainedDetector(
+        module=TwoClassLogits(model, real, fake).eval(),
+        preprocessing=preprocessing,
+        weights=WeightsSource(kind="pretrained", path=os.fspath(weights_path), sha256=sha256_file(weights_path)),
+        source=text,
+        revision=revision,
+        labels=(model.config.id2label[real], model.config.id2label[fake]),
+    )
 
 
 def load_visual(text: str, fake_label: str | None = None) -> PretrainedDetector:
@@ -217,33 +268,64 @@ def load_visual(text: str, fake_label: str | None = None) -> PretrainedDetector:
     Raises:
         SourceError: one line naming what is wrong with the source.
     """
-    name, revision, local = parse_source(text)
-    if local:
-        folder, resolved = Path(name), "local"
-        if not folder.is_dir():
-            raise SourceError(f"--visual-model {text}: no such folder")
-    else:
-        folder, resolved = _hub_snapshot(name, revision, text)
-    if not (folder / "preprocessor_config.json").is_file():
-        raise SourceError(f"--visual-model {text}: no preprocessor_config.json (save the image processor too)")
     from transformers import AutoImageProcessor, AutoModelForImageClassification
 
-    try:
-        model = AutoModelForImageClassification.from_pretrained(folder).eval()
-        processor = AutoImageProcessor.from_pretrained(folder)
-    except (OSError, ValueError, KeyError) as error:
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise SourceError(f"--visual-model {text}: cannot load an image classifier: {reason}") from None
-    real, fake = fake_class(model.config.id2label, fake_label)
-    steps = preprocessing_of(processor)
-    weights_path = _weights_file(folder)
-    if weights_path is None:
-        raise SourceError(f"--visual-model {text}: loaded, but its weights file was not found to fingerprint")
-    return PretrainedDetector(
-        module=TwoClassLogits(model, real, fake).eval(),
-        preprocessing=steps,
-        weights=WeightsSource(kind="pretrained", path=os.fspath(weights_path), sha256=sha256_file(weights_path)),
-        source=text,
-        revision=resolved,
-        labels=(model.config.id2label[real], model.config.id2label[fake]),
+    flag = "--visual-model"
+    model, processor, folder, revision = _load(
+        text, flag, "an image classifier", AutoModelForImageClassification, AutoImageProcessor
     )
+    return _detector(text, flag, model, preprocessing_of(processor), folder, revision, fake_label)
+
+
+#: Samples in one 4 s window at 16 kHz: what every audio detector scores.
+WINDOW_SAMPLES = AUDIO_INPUTS["waveform"].dims[0]
+
+
+def audio_input_of(extractor: Any) -> AudioInput:
+    """The feature extractor's steps as :class:`AudioInput`, checked against the extractor itself.
+
+    Raises:
+        SourceError: a rate other than 16 kHz, features that are not the waveform
+            (a spectrogram extractor), or a difference from its ``input_values``.
+    """
+    name = type(extractor).__name__
+    rate = getattr(extractor, "sampling_rate", None)
+    if rate != SAMPLE_RATE:
+        raise SourceError(f"{name}: sampling_rate {rate}; audio_preprocess prepares {SAMPLE_RATE} Hz windows")
+    steps = AudioInput(kind="waveform", normalize=bool(getattr(extractor, "do_normalize", False)))
+    windows = np.random.default_rng(0).uniform(-0.5, 0.5, (3, WINDOW_SAMPLES)).astype(np.float32)
+    windows[1] *= 0.01  # a quiet window: normalization must scale it, not leave it
+    try:
+        expected = extractor(list(windows), sampling_rate=SAMPLE_RATE, return_tensors="np")["input_values"]
+    except (KeyError, TypeError, ValueError) as error:
+        raise SourceError(f"{name}: does not give input_values for raw 16 kHz windows ({error})") from None
+    expected = np.asarray(expected, np.float32)
+    if expected.shape != (len(windows), WINDOW_SAMPLES):
+        raise SourceError(
+            f"{name}: its input_values have shape {list(expected.shape)}, not [windows, {WINDOW_SAMPLES}]:"
+            " only raw-waveform models (wav2vec2, HuBERT, WavLM) can be served as audio_detector"
+        )
+    worst = float(np.max(np.abs(expected - steps.apply(windows))))
+    if not worst <= PREPROCESSING_TOLERANCE:
+        raise SourceError(f"{name}: its input_values differ from audio_preprocess's by {worst:.3g}; not reproducible")
+    return steps
+
+
+def load_audio(text: str, fake_label: str | None = None) -> PretrainedDetector:
+    """Load ``--audio-model`` ``text`` as a two-class audio detector on raw 16 kHz windows.
+
+    Raises:
+        SourceError: one line naming what is wrong with the source.
+    """
+    from transformers import AutoFeatureExtractor, AutoModelForAudioClassification
+
+    flag = "--audio-model"
+    model, extractor, folder, revision = _load(
+        text, flag, "an audio classifier", AutoModelForAudioClassification, AutoFeatureExtractor
+    )
+    if model.main_input_name != "input_values":
+        raise SourceError(
+            f"{flag} {text}: {type(model).__name__} reads {model.main_input_name}, not the waveform"
+            " (input_values); only raw-waveform models (wav2vec2, HuBERT, WavLM) can be served"
+        )
+    return _detector(text, flag, model, audio_input_of(extractor), folder, revision, fake_label)

@@ -33,8 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from deepfake_contract import DETECTORS, ModelSpec, by_name
-from deepfake_serving.model_configs import BATCHING, detector_config, gpu_overlay, parse_pbtxt, to_pbtxt
+from deepfake_contract import DETECTORS, ModelSpec
+from deepfake_serving.model_configs import BATCHING, detector_config, detector_spec, gpu_overlay, parse_pbtxt, to_pbtxt
 
 log = logging.getLogger("deepfake_export.tensorrt")
 
@@ -112,6 +112,10 @@ def trtexec_command(
     return command
 
 
+#: Config parameters the plan inherits from the ONNX model it is built from: provenance and input preparation.
+_CARRIED = ("weights_", "labels", "preprocess_", "audio_")
+
+
 def plan_config(spec: ModelSpec, served: dict[str, str] | None = None) -> dict[str, Any]:
     """``configs/trt.pbtxt``: the GPU overlay served from the plan.
 
@@ -119,10 +123,11 @@ def plan_config(spec: ModelSpec, served: dict[str, str] | None = None) -> dict[s
     ONNX Runtime backend, its parameters and its accelerator are replaced by
     ``platform: tensorrt_plan``. ``served`` are the parameters of the model's
     ``config.pbtxt``: the plan is built from that ONNX file, so its provenance
-    (``weights*``, ``labels``) and the visual detector's ``preprocess_*`` carry over.
+    (``weights*``, ``labels``), the visual detector's ``preprocess_*`` and the
+    audio detector's ``audio_*`` carry over.
     """
     served = served or {}
-    extra = {k: v for k, v in served.items() if k.startswith(("weights_", "labels", "preprocess_"))}
+    extra = {k: v for k, v in served.items() if k.startswith(_CARRIED)}
     config = gpu_overlay(
         detector_config(
             spec,
@@ -136,9 +141,7 @@ def plan_config(spec: ModelSpec, served: dict[str, str] | None = None) -> dict[s
     config["platform"] = "tensorrt_plan"
     config["default_model_filename"] = PLAN_FILENAME
     # Thread-count keys belong to ONNX Runtime; provenance and preprocessing stay.
-    config["parameters"] = {
-        k: v for k, v in config["parameters"].items() if k.startswith(("weights", "labels", "preprocess_"))
-    }
+    config["parameters"] = {k: v for k, v in config["parameters"].items() if k.startswith(("weights", *_CARRIED))}
     return config
 
 
@@ -232,11 +235,13 @@ def main(argv: list[str] | None = None) -> int:
 
     timings: dict[str, Any] = {}
     for name in args.only or [s.name for s in DETECTORS]:
-        spec = by_name(name)
-        onnx = args.repository / name / "1" / "model.onnx"
-        if not onnx.is_file():
-            log.error("%s: %s is missing; run `python -m deepfake_export` first", name, onnx)
+        onnx, config = args.repository / name / "1" / "model.onnx", args.repository / name / "config.pbtxt"
+        missing = [path for path in (onnx, config) if not path.is_file()]
+        if missing:
+            log.error("%s: %s is missing; run `python -m deepfake_export` first", name, missing[0])
             return 2
+        served = {k: v.string_value for k, v in parse_pbtxt(config).parameters.items()}
+        spec = detector_spec(name, served)
         profile = optimization_profile(spec)
         plan = args.repository / name / "1" / PLAN_FILENAME
         started = time.perf_counter()
@@ -253,7 +258,6 @@ def main(argv: list[str] | None = None) -> int:
         seconds = time.perf_counter() - started
         config_path = args.repository / name / "configs" / f"{TRT_CONFIG_NAME}.pbtxt"
         config_path.parent.mkdir(parents=True, exist_ok=True)
-        served = {k: v.string_value for k, v in parse_pbtxt(args.repository / name / "config.pbtxt").parameters.items()}
         config_path.write_text(to_pbtxt(plan_config(spec, served)))
         timings[name] = {
             "builder": builder,

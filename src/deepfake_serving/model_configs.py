@@ -19,6 +19,7 @@ Two runtimes, one repository:
 from __future__ import annotations
 
 import copy
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,8 @@ from typing import Any
 from google.protobuf import json_format, text_format
 from tritonclient.grpc import model_config_pb2
 
-from deepfake_contract import DETECTORS, VISUAL_DETECTOR, ModelSpec
+from deepfake_contract import AUDIO_DETECTOR, AUDIO_PREPROCESS, DETECTORS, VISUAL_DETECTOR, ModelSpec, audio_detector
+from deepfake_serving.audio_pipeline import LOG_MEL, AudioInput
 from deepfake_serving.server_flags import GPU_CONFIG_NAME
 from deepfake_serving.visual_preprocessing import IMAGENET
 
@@ -114,18 +116,30 @@ def _tensor(t: Any) -> dict[str, Any]:
     return {"name": t.name, "data_type": f"TYPE_{t.dtype}", "dims": list(t.dims)}
 
 
+def detector_spec(name: str, parameters: dict[str, str]) -> ModelSpec:
+    """The contract of detector ``name`` whose config has ``parameters``: the audio detector's follows ``audio_input``."""
+    if name == AUDIO_DETECTOR.name:
+        return audio_detector(AudioInput.from_parameters(parameters).kind)
+    return next(spec for spec in DETECTORS if spec.name == name)
+
+
 def detector_config(
     spec: ModelSpec, *, weights: str = "demo", weights_sha256: str = "", parameters: dict[str, str] | None = None
 ) -> dict[str, Any]:
     """The CPU ``config.pbtxt`` of one ONNX detector, as a dict.
 
     ``parameters`` adds string parameters: where pretrained weights came from
-    (``weights_source``, ``weights_revision``) and, for the visual detector,
-    the ``preprocess_*`` steps face_detector applies to its crops (ImageNet's,
-    the project's own detector's, unless given).
+    (``weights_source``, ``weights_revision``); for the visual detector the
+    ``preprocess_*`` steps face_detector applies to its crops (ImageNet's, the
+    project's own detector's, unless given); for the audio detector the
+    ``audio_*`` input audio_preprocess prepares (log-mel unless given), which
+    also chooses the variant of ``spec`` the config declares.
     """
     if spec.name == VISUAL_DETECTOR.name:
         parameters = {**IMAGENET.to_parameters(), **(parameters or {})}
+    if spec.name == AUDIO_DETECTOR.name:
+        parameters = {**LOG_MEL.to_parameters(), **(parameters or {})}
+    spec = detector_spec(spec.name, parameters or {})
     batching = BATCHING[spec.name]
     warmup_input = spec.inputs[0]
     return {
@@ -264,15 +278,39 @@ def write_detector_configs(
         kind, sha = (provenance or {}).get(spec.name, ("demo", ""))
         extra = (parameters or {}).get(spec.name, {})
         config = detector_config(spec, weights=kind, weights_sha256=sha, parameters=extra)
-        for path, text in (
+        outputs = [
             (repository / spec.name / "config.pbtxt", to_pbtxt(config)),
             (repository / spec.name / "configs" / f"{GPU_CONFIG_NAME}.pbtxt", to_pbtxt(gpu_overlay(config))),
-        ):
+        ]
+        if spec.name == AUDIO_DETECTOR.name:
+            # audio_preprocess must emit what this config declares, or detect_audio fails to load.
+            path = repository / AUDIO_PREPROCESS.name / "config.pbtxt"
+            outputs.append((path, with_audio_input_dims(path.read_text(), config["input"][0]["dims"])))
+        for path, text in outputs:
             path.parent.mkdir(parents=True, exist_ok=True)
             if not path.exists() or path.read_text() != text:
                 path.write_text(text)
                 written.append(path)
     return written
+
+
+_AUDIO_INPUT_DIMS = re.compile(r'(name: "AUDIO_INPUT", data_type: TYPE_FP32, dims: \[)[^\]]*(\])')
+
+
+def with_audio_input_dims(text: str, window_dims: list[int]) -> str:
+    """``audio_preprocess``'s hand-written config with its ``AUDIO_INPUT`` output set to ``[-1, *window_dims]``.
+
+    Only that line changes, so the file keeps its comments; the result is
+    parsed as Triton would and checked before it is returned.
+    """
+    dims = " " + ", ".join(str(d) for d in (-1, *window_dims)) + " "
+    updated, count = _AUDIO_INPUT_DIMS.subn(lambda m: m.group(1) + dims + m.group(2), text)
+    if count != 1:
+        raise ValueError('audio_preprocess/config.pbtxt: expected one `{ name: "AUDIO_INPUT", ... }` output line')
+    parsed = text_format.Parse(updated, model_config_pb2.ModelConfig())
+    (output,) = [o for o in parsed.output if o.name == "AUDIO_INPUT"]
+    assert list(output.dims) == [-1, *window_dims], output.dims
+    return updated
 
 
 if __name__ == "__main__":

@@ -27,7 +27,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from deepfake_serving.audio_pipeline import DEFAULT_LIMITS, AudioLimits, AudioWindows, windows_from_samples
+from deepfake_serving.audio_pipeline import (
+    DEFAULT_LIMITS,
+    LOG_MEL,
+    AudioInput,
+    AudioLimits,
+    AudioWindows,
+    windows_from_samples,
+)
 from deepfake_serving.budget import UNLIMITED, WorkBudget
 from deepfake_serving.faces import normalize_for_visual
 from deepfake_serving.fusion import NO_SCORE
@@ -83,11 +90,13 @@ def frame_scores(face_fake_prob: np.ndarray, faces: FrameFaces) -> np.ndarray:
     return out.astype(np.float32)
 
 
-def audio_track(sample: SampledVideo, limits: AudioLimits = DEFAULT_LIMITS) -> AudioWindows | None:
+def audio_track(
+    sample: SampledVideo, limits: AudioLimits = DEFAULT_LIMITS, audio_input: AudioInput = LOG_MEL
+) -> AudioWindows | None:
     """The video's audio track as detector windows, or ``None`` without a decodable track."""
     if sample.audio is None or sample.audio.size == 0:
         return None
-    return windows_from_samples(sample.audio, limits)
+    return windows_from_samples(sample.audio, limits, audio_input)
 
 
 def batches(array: np.ndarray, size: int) -> list[np.ndarray]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,7 @@ import pytest
 from deepfake_contract import DETECTORS, VISUAL_DETECTOR, ModelSpec, TensorSpec
 from deepfake_export import tensorrt
 from deepfake_serving.model_configs import BATCHING, to_message
+from deepfake_serving.testing.triton import MODEL_REPOSITORY
 
 
 @pytest.mark.parametrize("spec", DETECTORS, ids=lambda s: s.name)
@@ -58,9 +60,24 @@ def test_the_plan_config_parses_and_differs_from_the_gpu_overlay_only_in_the_run
     assert not plan.optimization.execution_accelerators.gpu_execution_accelerator
     for field in ("name", "max_batch_size", "input", "output", "instance_group", "dynamic_batching", "model_warmup"):
         assert getattr(plan, field) == getattr(onnx, field), field
-    preprocessing = {k for k in onnx.parameters if k.startswith("preprocess_")}
-    assert set(plan.parameters) == {"weights", "weights_sha256"} | preprocessing
-    assert bool(preprocessing) == (spec.name == "visual_detector")
+    preparation = {k for k in onnx.parameters if k.startswith(("preprocess_", "audio_"))}
+    assert set(plan.parameters) == {"weights", "weights_sha256"} | preparation
+    assert bool(preparation) == (spec.name in ("visual_detector", "audio_detector"))
+
+
+def test_the_plan_of_a_waveform_audio_detector_takes_the_waveform():
+    from deepfake_contract import audio_detector
+
+    served = {
+        "weights": "pretrained",
+        "weights_sha256": "ab" * 32,
+        "audio_input": "waveform",
+        "audio_normalize": "true",
+    }
+    plan = to_message(tensorrt.plan_config(audio_detector("waveform"), served))
+    assert list(plan.input[0].dims) == [64_000]
+    assert plan.parameters["audio_input"].string_value == "waveform"
+    assert tensorrt.optimization_profile(audio_detector("waveform")).max_shape == (64, 64_000)
 
 
 def test_the_plan_config_keeps_the_served_models_provenance_and_preprocessing():
@@ -87,6 +104,7 @@ def test_without_tensorrt_the_build_says_so_and_if_available_exits_cleanly(tmp_p
     onnx = tmp_path / "visual_detector" / "1" / "model.onnx"
     onnx.parent.mkdir(parents=True)
     onnx.write_bytes(b"not used")
+    shutil.copyfile(MODEL_REPOSITORY / "visual_detector" / "config.pbtxt", onnx.parents[1] / "config.pbtxt")
     profile = tensorrt.optimization_profile(VISUAL_DETECTOR)
     with pytest.raises(tensorrt.TensorRTUnavailable):
         tensorrt.build_plan(onnx, onnx.with_name("model.plan"), profile)

@@ -68,7 +68,7 @@ def test_served_mels_match_the_librosa_reference_on_the_same_samples(grpc_client
     data = media_av.audio_clip("mp3", 6.0)
     tensor = grpcclient.InferInput("AUDIO", [1], "BYTES")
     tensor.set_data_from_numpy(np.array([data], dtype=object))
-    served = grpc_client.infer("audio_preprocess", [tensor]).as_numpy("MEL")
+    served = grpc_client.infer("audio_preprocess", [tensor]).as_numpy("AUDIO_INPUT")
     windows, _, _ = A.window_audio(A.decode_audio(data))
     assert served.shape == (len(windows), 1, 80, 251) == (2, 1, 80, 251)
     for got, window in zip(served, windows, strict=True):
@@ -94,7 +94,7 @@ def test_window_scores_equal_onnx_runtime_on_the_same_mels(grpc_client):
     out = detect(grpc_client, data)
     windows = prepare_audio(data)
     runner = OnnxRunner(MODEL_REPOSITORY / "audio_detector" / "1" / "model.onnx", SessionSettings(2))
-    expected = runner.run_batch([{"input": windows.mel}], ["output"])[0]["output"][:, 1]
+    expected = runner.run_batch([{"input": windows.inputs}], ["output"])[0]["output"][:, 1]
     np.testing.assert_allclose(out["WINDOW_FAKE_PROB"], expected, atol=1e-5)
     np.testing.assert_allclose(out["WINDOW_START_S"], windows.starts_s)
     score, _ = AudioAggregation().score(expected, windows.silent)

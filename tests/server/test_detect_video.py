@@ -77,7 +77,7 @@ def test_scores_equal_the_in_process_pipeline(grpc_client, face_frames):
     frames_score = FrameAggregation().score(frames, faces.has_face)
     assert out["FRAMES_FAKE_PROB"][0] == pytest.approx(frames_score, abs=1e-5)
     windows = V.audio_track(sample)
-    audio = float(np.sort(fake("audio_detector", windows.mel))[-1])  # 2 s of audio: one window
+    audio = float(np.sort(fake("audio_detector", windows.inputs))[-1])  # 2 s of audio: one window
     assert out["AUDIO_FAKE_PROB"][0] == pytest.approx(audio, abs=1e-5)
     fused = VideoFusion().score(temporal, frames_score, audio)
     assert out["FAKE_PROB"][0] == pytest.approx(fused, abs=1e-5)

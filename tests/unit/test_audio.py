@@ -232,7 +232,7 @@ def test_a_wav_declaring_more_data_than_it_holds_is_decoded_as_what_it_holds():
     samples = (_tone(16000, 0.5) * 20000).astype(np.int16).tobytes()
     windows = prepare_audio(bad_media.wav(samples, declared_data_bytes=16000 * 3600 * 10 * 2))
     assert windows.duration_s == pytest.approx(0.5, abs=0.01)
-    assert len(windows.mel) == 1
+    assert len(windows.inputs) == 1
 
 
 def _broadband(sr: int, seconds: float) -> np.ndarray:

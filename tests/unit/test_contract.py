@@ -12,7 +12,19 @@ import pytest
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 
-from deepfake_contract import DETECTORS, ENTRY_MODELS, MODELS, ModelSpec, TensorSpec
+from deepfake_contract import (
+    AUDIO_DETECTOR,
+    AUDIO_PREPROCESS,
+    DETECTORS,
+    ENTRY_MODELS,
+    MODELS,
+    ModelSpec,
+    TensorSpec,
+    audio_detector,
+    audio_preprocess,
+)
+from deepfake_serving.audio_pipeline import served_audio_input
+from deepfake_serving.model_configs import with_audio_input_dims
 
 REPOSITORY = Path(__file__).resolve().parents[2] / "model_repository"
 HAND_WRITTEN = sorted(p.parent.name for p in REPOSITORY.glob("*/config.pbtxt"))
@@ -57,13 +69,21 @@ def test_every_model_in_the_repository_has_a_contract_and_every_contract_a_model
     )
 
 
+def _served_spec(name: str) -> ModelSpec:
+    """The contract of ``name`` as served: the audio pair follows what audio_detector's config says it takes."""
+    if name in (AUDIO_DETECTOR.name, AUDIO_PREPROCESS.name):
+        kind = served_audio_input(REPOSITORY).kind
+        return audio_detector(kind) if name == AUDIO_DETECTOR.name else audio_preprocess(kind)
+    return MODELS[name]
+
+
 @pytest.mark.parametrize("relative", _configs())
 def test_config_matches_the_contract(relative: str) -> None:
     path = REPOSITORY / relative
     if not path.exists():
         pytest.fail(f"{path} is missing: run `make export`")
     config = _config(path)
-    spec: ModelSpec = MODELS[config.name]
+    spec = _served_spec(config.name)
     assert _tensors(config.input) == _expected(spec.inputs), f"{config.name} inputs"
     assert _tensors(config.output) == _expected(spec.outputs), f"{config.name} outputs"
     assert config.max_batch_size == spec.max_batch_size
@@ -167,3 +187,17 @@ def test_settings_are_filled_from_the_parameters_named_like_their_fields() -> No
     assert settings_from(FaceSettings, {"max_candidates": "1,2,3"}, defaulted=every).max_candidates == (1, 2, 3)
     with pytest.raises(ValueError, match="config parameter max_faces='many' is not a valid"):
         settings_from(FaceSettings, {"max_faces": "many"}, defaulted=every)
+
+
+@pytest.mark.parametrize("kind", ["log_mel", "waveform"])
+def test_audio_preprocess_emits_what_each_audio_detector_variant_takes(kind: str) -> None:
+    detector, preprocess = audio_detector(kind), audio_preprocess(kind)
+    assert preprocess.AUDIO_INPUT.dims == (-1, *detector.input.dims)
+    text = with_audio_input_dims(
+        (REPOSITORY / "audio_preprocess" / "config.pbtxt").read_text(), list(detector.input.dims)
+    )
+    config = text_format.Parse(text, model_config_pb2.ModelConfig())
+    assert _tensors(config.output) == _expected(preprocess.outputs)
+    assert text.startswith("# Encoded audio"), "the hand-written comments are kept"
+    with pytest.raises(KeyError, match="unknown audio_input 'mfcc'; known: log_mel, waveform"):
+        audio_detector("mfcc")

@@ -86,7 +86,7 @@ def test_batches_respect_a_models_max_batch_size():
 
 def test_prepared_audio_has_one_mel_start_and_flag_per_window():
     windows = prepare_audio(media_av.audio_clip("wav", 9.0))
-    assert windows.mel.shape == (4, 1, 80, 251) and windows.mel.dtype == np.float32
+    assert windows.inputs.shape == (4, 1, 80, 251) and windows.inputs.dtype == np.float32
     np.testing.assert_allclose(windows.starts_s, [0, 2, 4, 5])
     assert not windows.silent.any() and windows.duration_s == pytest.approx(9.0, abs=1e-3)
     assert windows_from_samples(np.zeros(16000, np.float32)).silent.tolist() == [True]

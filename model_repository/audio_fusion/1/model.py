@@ -9,7 +9,7 @@ from deepfake_contract import AUDIO_DETECTOR
 from deepfake_contract import AUDIO_FUSION as SPEC
 from deepfake_serving import validation as check
 from deepfake_serving.fusion import AudioAggregation
-from deepfake_serving.provenance import demo_models, demo_models_tensor
+from deepfake_serving.provenance import demo_models, demo_models_tensor, describe
 from deepfake_serving.triton_python import model_parameters, respond, settings_from
 
 
@@ -19,7 +19,9 @@ class TritonPythonModel:
     def initialize(self, args):
         """Read the rule from the config parameters; note whether the detector is demo."""
         self.aggregation = settings_from(AudioAggregation, model_parameters(args))
-        self.demo_models = demo_models(Path(args["model_repository"]).parent, [AUDIO_DETECTOR.name])
+        repository = Path(args["model_repository"]).parent
+        self.demo_models = demo_models(repository, [AUDIO_DETECTOR.name])
+        pb_utils.Logger.log_info(f"audio_fusion: serves {describe(repository, AUDIO_DETECTOR.name)}")
         if self.demo_models:
             pb_utils.Logger.log_warn("audio_fusion: detect_audio answers DEMO_WEIGHTS=true (untrained detector)")
 

@@ -14,7 +14,7 @@ import triton_python_backend_utils as pb_utils
 from deepfake_contract import AUDIO_DETECTOR, FACE_DETECTOR, TEMPORAL_ANALYZER, VISUAL_DETECTOR
 from deepfake_contract import DETECT_VIDEO as SPEC
 from deepfake_serving import video_pipeline as V
-from deepfake_serving.audio_pipeline import AudioLimits
+from deepfake_serving.audio_pipeline import AudioLimits, served_audio_input
 from deepfake_serving.fusion import NO_SCORE, AudioAggregation, FrameAggregation, VideoFusion
 from deepfake_serving.image_pipeline import FaceDetector, FaceSettings
 from deepfake_serving.provenance import demo_models, demo_models_tensor
@@ -48,6 +48,7 @@ class TritonPythonModel:
         self.audio_limits = AudioLimits(
             max_duration_s=self.max_duration_s, max_native_samples=int(p["max_native_samples"])
         )
+        self.audio_input = served_audio_input(repository)
         self.audio_rule = settings_from(AudioAggregation, p, prefix="audio_", defaulted=("silent_score",))
         self.frame_rule = settings_from(FrameAggregation, p)
         self.fusion = settings_from(VideoFusion, p)
@@ -98,13 +99,13 @@ class TritonPythonModel:
         frame_probs = V.frame_scores(face_probs, faces)
         frames_score = self.frame_rule.score(frame_probs, faces.has_face)
 
-        windows = V.audio_track(sample, self.audio_limits)
+        windows = V.audio_track(sample, self.audio_limits, self.audio_input)
         audio_score, audio_silent = None, False
         if windows is not None:
             voiced = ~windows.silent
             if voiced.any():
                 probs = np.full(len(windows.silent), NO_SCORE, np.float32)
-                probs[voiced] = self._fake_probs(AUDIO_DETECTOR, windows.mel[voiced])
+                probs[voiced] = self._fake_probs(AUDIO_DETECTOR, windows.inputs[voiced])
                 audio_score, _ = self.audio_rule.score(probs, windows.silent)
             else:
                 audio_silent = True
