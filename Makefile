@@ -14,8 +14,13 @@ HTTP_PORT ?= 8000
 GRPC_PORT ?= 8001
 METRICS_PORT ?= 8002
 PYTEST_ARGS ?=
+DETECTOR ?=
+DATA ?=
+LAYOUT ?= folder
+OUT ?= checkpoints
+TRAIN_ARGS ?=
 
-.PHONY: help venv perf-venv export serve test lint unit clean perf-tools perf
+.PHONY: help venv perf-venv export serve train speech-set-deps test lint unit clean perf-tools perf
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -28,7 +33,7 @@ help:  ## list the targets
 $(VENV)/.installed: pyproject.toml contract/pyproject.toml client/pyproject.toml constraints.txt
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet -c constraints.txt -e ./contract -e ".[export,test]" -e ./client
+	$(PY) -m pip install --quiet -c constraints.txt -e ./contract -e ".[export,train,test]" -e "./client[eval]"
 	$(PY) -m pip install --quiet --no-deps -c constraints.txt nvidia-pytriton facenet-pytorch
 	touch $@
 
@@ -52,7 +57,17 @@ serve: export  ## set up, export and run Triton in the foreground (HTTP 8000, gR
 	$(PY) -m deepfake_serving.server --model-repository $(REPO) \
 		--http-port $(HTTP_PORT) --grpc-port $(GRPC_PORT) --metrics-port $(METRICS_PORT)
 
-test: export perf-venv  ## set up and run the whole test suite against a real server on free ports
+# Faces are cropped by the exported MTCNN, so training needs the export first.
+train: export  ## train a detector: DETECTOR=visual|forensic|audio|temporal DATA=dir [LAYOUT=folder OUT=checkpoints TRAIN_ARGS=...]
+	@test -n "$(DETECTOR)" -a -n "$(DATA)" || { echo "usage: make train DETECTOR=audio DATA=/path/to/dataset [LAYOUT=folder] [OUT=checkpoints]"; exit 2; }
+	$(PY) -m deepfake_train $(DETECTOR) --data $(DATA) --layout $(LAYOUT) --out $(OUT) --repository $(REPO) $(TRAIN_ARGS)
+
+# Real speech and a synthesizer for the training test's dataset (deepfake_train.speech_set).
+speech-set-deps:  ## install the Debian packages the speech dataset is built from
+	@test -d /usr/share/pocketsphinx/test/data -a -f /usr/share/sounds/alsa/Front_Center.wav && command -v espeak-ng >/dev/null || \
+		{ apt-get update -qq && apt-get install -y -qq --no-install-recommends pocketsphinx-testdata alsa-utils espeak-ng; }
+
+test: export perf-venv speech-set-deps  ## set up and run the whole test suite against a real server on free ports
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 unit: venv  ## only the tests that need no server

@@ -27,7 +27,14 @@ import deepfake_export
 from deepfake_export.models import BUILDERS
 from deepfake_export.onnx_export import ParityError, check_parity, export_onnx, publish
 from deepfake_export.pretrained import PretrainedDetector, load_audio, load_visual
-from deepfake_export.weights import MTCNN_STAGES, CheckpointError, load_weights, sha256_file
+from deepfake_export.weights import (
+    MTCNN_STAGES,
+    CheckpointError,
+    check_checkpoint_folder,
+    has_checkpoint,
+    load_weights,
+    sha256_file,
+)
 from deepfake_serving.model_configs import provenance_from_manifest, write_detector_configs
 
 log = logging.getLogger("deepfake_export")
@@ -112,9 +119,22 @@ def main(argv: list[str] | None = None) -> int:
             pretrained[contract.VISUAL_DETECTOR.name] = load_visual(args.visual_model, args.fake_label)
         if args.audio_model:
             pretrained[contract.AUDIO_DETECTOR.name] = load_audio(args.audio_model, args.audio_fake_label)
+        if args.checkpoints is not None:
+            check_checkpoint_folder(args.checkpoints)
         for name in names:
             spec = contract.by_name(name)
             parameters: dict[str, str] = {}
+            path = onnx_path(args.repository, name)
+            if (
+                args.checkpoints is not None
+                and name not in pretrained
+                and name not in MTCNN_STAGES
+                and not has_checkpoint(args.checkpoints, name)
+                and path.is_file()
+            ):
+                # A folder of some detectors (one modality trained at a time): the others keep what they serve.
+                log.info("%s: no checkpoint in %s; keeps the weights it serves", name, args.checkpoints)
+                continue
             if name in pretrained:
                 chosen = pretrained[name]
                 module, source, parameters = chosen.module, chosen.weights, chosen.parameters()
@@ -125,8 +145,9 @@ def main(argv: list[str] | None = None) -> int:
                 )
             else:
                 module = BUILDERS[name]().eval()
-                source = load_weights(module, name, args.checkpoints)
-            path = onnx_path(args.repository, name)
+                # A detector the folder lacks and nothing serves yet starts as demo.
+                folder = args.checkpoints if args.checkpoints and has_checkpoint(args.checkpoints, name) else None
+                source = load_weights(module, name, folder if name not in MTCNN_STAGES else args.checkpoints)
             previous = manifest.get(name, {})
             if (
                 not args.force

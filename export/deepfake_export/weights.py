@@ -187,13 +187,36 @@ def init_demo(module: nn.Module, name: str) -> WeightsSource:
     return WeightsSource(kind="demo", path=f"seed:{seed}", sha256=digest.hexdigest())
 
 
+def has_checkpoint(directory: Path, name: str) -> bool:
+    """Whether ``directory`` holds a checkpoint file for ``name``."""
+    return any((directory / f"{name}{suffix}").is_file() for suffix in CHECKPOINT_SUFFIXES)
+
+
+def check_checkpoint_folder(directory: Path) -> list[str]:
+    """The detectors ``directory`` holds checkpoints for.
+
+    People train one modality at a time, so a folder may hold only some
+    detectors; one that holds none of them is a mistake (a wrong path, or
+    files not named after the models) and is refused.
+
+    Raises:
+        CheckpointError: naming the file names looked for.
+    """
+    found = [spec.name for spec in contract.DETECTORS if has_checkpoint(directory, spec.name)]
+    if not found:
+        names = ", ".join(f"{spec.name}{CHECKPOINT_SUFFIXES[0]}" for spec in contract.DETECTORS)
+        raise CheckpointError(f"no detector checkpoint in {directory} (looked for {names}, or .pt/.pth)")
+    return found
+
+
 def load_weights(module: nn.Module, name: str, checkpoints: Path | None) -> WeightsSource:
     """Fill ``module`` with its weights and say where they came from.
 
     An MTCNN stage uses its ``pnet``/``rnet``/``onet`` file from the
     checkpoint directory when there is one and facenet-pytorch's pretrained
-    weights otherwise; the detectors use the checkpoint directory when given
-    (every detector must be there) and demo weights otherwise.
+    weights otherwise; a detector uses its file from the checkpoint directory
+    (the caller leaves a detector without one as it is served) and demo
+    weights without a directory.
     """
     if checkpoints is not None:
         try:

@@ -282,10 +282,10 @@ def write_detector_configs(
             (repository / spec.name / "config.pbtxt", to_pbtxt(config)),
             (repository / spec.name / "configs" / f"{GPU_CONFIG_NAME}.pbtxt", to_pbtxt(gpu_overlay(config))),
         ]
-        if spec.name == AUDIO_DETECTOR.name:
+        preprocess = repository / AUDIO_PREPROCESS.name / "config.pbtxt"
+        if spec.name == AUDIO_DETECTOR.name and preprocess.is_file():
             # audio_preprocess must emit what this config declares, or detect_audio fails to load.
-            path = repository / AUDIO_PREPROCESS.name / "config.pbtxt"
-            outputs.append((path, with_audio_input_dims(path.read_text(), config["input"][0]["dims"])))
+            outputs.append((preprocess, with_audio_input_dims(preprocess.read_text(), config["input"][0]["dims"])))
         for path, text in outputs:
             path.parent.mkdir(parents=True, exist_ok=True)
             if not path.exists() or path.read_text() != text:

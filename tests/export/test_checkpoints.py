@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import pickle
 
 import pytest
@@ -93,13 +94,15 @@ def test_export_with_checkpoints_marks_the_config_trained(tmp_path):
     assert not (repository / "visual_detector").exists()
 
 
-def test_export_without_a_needed_checkpoint_fails_with_its_name(tmp_path, caplog):
+def test_a_folder_without_any_detector_checkpoint_is_refused_naming_the_files(tmp_path, caplog):
+    (tmp_path / "ckpt").mkdir()
+    (tmp_path / "ckpt" / "visual.safetensors").write_bytes(b"not named after a model")
     code = export_main(
         [
             "--repository",
             str(tmp_path / "repo"),
             "--checkpoints",
-            str(tmp_path),
+            str(tmp_path / "ckpt"),
             "--manifest",
             str(tmp_path / "manifest.json"),
             "--only",
@@ -107,7 +110,29 @@ def test_export_without_a_needed_checkpoint_fails_with_its_name(tmp_path, caplog
         ]
     )
     assert code == 2
-    assert "no checkpoint for audio_detector" in caplog.text
+    assert "no detector checkpoint in" in caplog.text and "audio_detector.safetensors" in caplog.text
+    assert not (tmp_path / "repo" / "audio_detector").exists()
+
+
+def test_a_folder_of_some_detectors_leaves_the_others_as_they_are_served(tmp_path, caplog):
+    """One modality trained at a time: the forensic checkpoint is served, the audio detector keeps its file."""
+    caplog.set_level(logging.INFO, logger="deepfake_export")
+    repository = tmp_path / "repo"
+    common = ["--repository", str(repository), "--manifest", str(tmp_path / "manifest.json")]
+    assert export_main([*common, "--only", "audio_detector", "forensic_classifier"]) == 0
+    audio = (repository / "audio_detector" / "1" / "model.onnx").read_bytes()
+    checkpoints = tmp_path / "ckpt"
+    checkpoints.mkdir()
+    save_file(trained_state(), checkpoints / "forensic_classifier.safetensors")
+    code = export_main([*common, "--checkpoints", str(checkpoints), "--only", "audio_detector", "forensic_classifier"])
+    assert code == 0
+    assert f"audio_detector: no checkpoint in {checkpoints}; keeps the weights it serves" in caplog.text
+    assert (repository / "audio_detector" / "1" / "model.onnx").read_bytes() == audio
+    weights = {
+        name: parse_pbtxt(repository / name / "config.pbtxt").parameters["weights"].string_value
+        for name in ("audio_detector", "forensic_classifier")
+    }
+    assert weights == {"audio_detector": "demo", "forensic_classifier": "trained"}
 
 
 def test_an_export_that_fails_its_parity_check_leaves_the_served_model_alone(tmp_path, caplog, monkeypatch):

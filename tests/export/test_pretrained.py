@@ -280,13 +280,16 @@ def test_main_moving_on_is_seen_as_a_new_revision(saved, tmp_path) -> None:
 
 
 def test_a_failure_later_in_the_export_leaves_each_served_model_with_its_own_config(saved, tmp_path) -> None:
-    """visual_detector is published first; the forensic checkpoint then is missing (exit 2)."""
+    """visual_detector is published first; the forensic checkpoint then does not fit (exit 2)."""
+    from safetensors.torch import save_file
+
     repository = _repository(tmp_path)
     (repository / "forensic_classifier").unlink()
     shutil.copytree(MODEL_REPOSITORY / "forensic_classifier", repository / "forensic_classifier")
-    empty = tmp_path / "checkpoints"
-    empty.mkdir()
-    run = _export(repository, str(saved["vit"]), "--checkpoints", str(empty), only=("forensic_classifier",))
+    broken = tmp_path / "checkpoints"
+    broken.mkdir()
+    save_file({"not.a.parameter": torch.zeros(1)}, broken / "forensic_classifier.safetensors")
+    run = _export(repository, str(saved["vit"]), "--checkpoints", str(broken), only=("forensic_classifier",))
     assert run.returncode == 2, run.stderr
     parameters = _parameters(repository)
     # The new ViT file is served with the ViT's config, not the B4's it replaced.
