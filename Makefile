@@ -74,8 +74,8 @@ unit: venv  ## only the tests that need no server
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
 lint: venv  ## ruff: lint rules and formatting (`ruff format` fixes the latter)
-	$(VENV)/bin/ruff check contract src export tests client perf deploy model_repository
-	$(VENV)/bin/ruff format --check contract src export tests client perf deploy model_repository
+	$(VENV)/bin/ruff check contract src export train tests client perf deploy model_repository
+	$(VENV)/bin/ruff format --check contract src export train tests client perf deploy model_repository
 
 # perf_analyzer (shipped in the tritonclient 2.51 wheel) loads libb64.so.0d
 # (Debian libb64-0d) and libcudart.so.12 (PyPI nvidia-cuda-runtime-cu12), even on CPU.

@@ -61,15 +61,26 @@ def _scalar(outputs: Outputs, name: str, default: Any = None) -> Any:
     return _flat(outputs, name)[0].item()
 
 
+def _threshold(outputs: Outputs, name: str) -> float | None:
+    """The server's decision threshold; None from a server too old to send one."""
+    return float(_scalar(outputs, name)) if name in outputs else None
+
+
 class _ResultBase:
     """``to_dict`` and the verdict shared by every result."""
 
     fake_prob: float
     kind: ClassVar[str]
 
-    def is_fake(self, threshold: float = 0.5) -> bool:
-        """Whether the fused probability is above ``threshold``."""
-        return self.fake_prob > threshold
+    def is_fake(self, threshold: float | None = None) -> bool:
+        """Whether the fused probability reaches the threshold: ``threshold`` when given, else the server's.
+
+        The server's is the one its operators chose on validation data
+        (``THRESHOLD``; 0.5 from a server too old to send one).
+        """
+        if threshold is None:
+            threshold = getattr(self, "threshold", None)
+        return self.fake_prob >= (0.5 if threshold is None else threshold)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready data: the dataclass fields plus ``kind``."""
@@ -118,6 +129,8 @@ class ImageResult(_ResultBase):
         demo_weights: True when the server runs untrained demo weights: the numbers mean nothing.
         demo_models: which detectors behind this answer have demo weights (empty from an older server).
         source: what was analysed (a path, ``"<bytes>"``, ``"-"``), for reports.
+        threshold: the server's decision threshold (``FAKE_PROB >= threshold`` is fake), chosen by its
+            operators on validation data; None from an older server. :meth:`is_fake` uses it by default.
     """
 
     kind: ClassVar[str] = "image"
@@ -132,6 +145,7 @@ class ImageResult(_ResultBase):
         "faces_dropped": DETECT_IMAGE.FACES_DROPPED.name,
         "demo_weights": DETECT_IMAGE.DEMO_WEIGHTS.name,
         "demo_models": DETECT_IMAGE.DEMO_MODELS.name,
+        "threshold": DETECT_IMAGE.THRESHOLD.name,
     }
 
     fake_prob: float
@@ -141,6 +155,7 @@ class ImageResult(_ResultBase):
     demo_weights: bool = False
     demo_models: tuple[str, ...] = ()
     source: str | None = None
+    threshold: float | None = None
 
     @classmethod
     def from_outputs(cls, outputs: Outputs, *, source: str | None = None) -> ImageResult:
@@ -174,6 +189,7 @@ class ImageResult(_ResultBase):
             demo_weights=bool(_scalar(outputs, names["demo_weights"], False)),
             demo_models=_names(outputs, names["demo_models"]),
             source=source,
+            threshold=_threshold(outputs, names["threshold"]),
         )
 
 
@@ -203,6 +219,8 @@ class AudioResult(_ResultBase):
         demo_weights: True when the server runs untrained demo weights.
         demo_models: which detectors behind this answer have demo weights (empty from an older server).
         source: what was analysed.
+        threshold: the server's decision threshold (``FAKE_PROB >= threshold`` is fake), chosen by its
+            operators on validation data; None from an older server. :meth:`is_fake` uses it by default.
     """
 
     kind: ClassVar[str] = "audio"
@@ -214,6 +232,7 @@ class AudioResult(_ResultBase):
         "audio_silent": DETECT_AUDIO.AUDIO_SILENT.name,
         "demo_weights": DETECT_AUDIO.DEMO_WEIGHTS.name,
         "demo_models": DETECT_AUDIO.DEMO_MODELS.name,
+        "threshold": DETECT_AUDIO.THRESHOLD.name,
     }
 
     fake_prob: float
@@ -223,6 +242,7 @@ class AudioResult(_ResultBase):
     demo_weights: bool = False
     demo_models: tuple[str, ...] = ()
     source: str | None = None
+    threshold: float | None = None
 
     @property
     def real_seconds(self) -> float:
@@ -251,6 +271,7 @@ class AudioResult(_ResultBase):
             demo_weights=bool(_scalar(outputs, names["demo_weights"], False)),
             demo_models=_names(outputs, names["demo_models"]),
             source=source,
+            threshold=_threshold(outputs, names["threshold"]),
         )
 
 
@@ -282,6 +303,8 @@ class VideoResult(_ResultBase):
         demo_weights: True when the server runs untrained demo weights.
         demo_models: which detectors behind this answer have demo weights (empty from an older server).
         source: what was analysed.
+        threshold: the server's decision threshold (``FAKE_PROB >= threshold`` is fake), chosen by its
+            operators on validation data; None from an older server. :meth:`is_fake` uses it by default.
         distinct_frames: how many different frames the sampled ones are; fewer than
             ``len(frames)`` when the clip is shorter or its timestamps are broken (all
             zero), and the same picture was scored several times. None from an older server.
@@ -298,6 +321,7 @@ class VideoResult(_ResultBase):
         "fake_prob": DETECT_VIDEO.FAKE_PROB.name,
         "demo_weights": DETECT_VIDEO.DEMO_WEIGHTS.name,
         "demo_models": DETECT_VIDEO.DEMO_MODELS.name,
+        "threshold": DETECT_VIDEO.THRESHOLD.name,
         "distinct_frames": DETECT_VIDEO.DISTINCT_FRAMES.name,
     }
 
@@ -310,6 +334,7 @@ class VideoResult(_ResultBase):
     demo_models: tuple[str, ...] = ()
     source: str | None = None
     distinct_frames: int | None = None
+    threshold: float | None = None
 
     @classmethod
     def from_outputs(cls, outputs: Outputs, *, source: str | None = None) -> VideoResult:
@@ -332,6 +357,7 @@ class VideoResult(_ResultBase):
             demo_weights=bool(_scalar(outputs, names["demo_weights"], False)),
             demo_models=_names(outputs, names["demo_models"]),
             source=source,
+            threshold=_threshold(outputs, names["threshold"]),
             distinct_frames=int(_scalar(outputs, names["distinct_frames"]))
             if names["distinct_frames"] in outputs
             else None,

@@ -1,7 +1,8 @@
 """``deepfake-detect``: score media files from the shell.
 
-Exit codes: 0 every file scored and none above the threshold; 1 at least one
-file above the threshold (fake); 2 any error (unreadable file, refused media,
+Exit codes: 0 every file scored and none at or above the threshold; 1 at least
+one file at or above the threshold (fake; the server's THRESHOLD unless
+``--threshold`` is given); 2 any error (unreadable file, refused media,
 no server, bad arguments). Errors win over fakes, so a script never mistakes
 a partial run for a clean one.
 """
@@ -34,7 +35,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="deepfake-detect",
         description="Score images, audio and video for deepfakes with a Triton server.",
-        epilog="Exit codes: 0 all real, 1 at least one fake above --threshold, 2 any error.",
+        epilog="Exit codes: 0 all real, 1 at least one fake (FAKE_PROB >= the threshold), 2 any error.",
     )
     parser.add_argument("paths", nargs="+", help="files, folders (searched recursively) or - for stdin")
     parser.add_argument(
@@ -48,7 +49,11 @@ def _parser() -> argparse.ArgumentParser:
     output = parser.add_mutually_exclusive_group()
     output.add_argument("--json", action="store_true", help="one JSON document with every result")
     output.add_argument("--jsonl", action="store_true", help="one JSON object per line, as results arrive")
-    parser.add_argument("--threshold", type=float, default=0.5, help="fake when FAKE_PROB is above this (default 0.5)")
+    parser.add_argument(
+        "--threshold",
+        type=float,
+        help="fake when FAKE_PROB >= this (default: the server's THRESHOLD, chosen on validation data; 0.5 if none)",
+    )
     parser.add_argument("--timeout", type=float, default=60.0, help="deadline per request in seconds (default 60)")
     parser.add_argument("--retries", type=int, default=3, help="retries when no server answers (default 3)")
     parser.add_argument("--kind", choices=("image", "audio", "video"), help="skip content sniffing")
@@ -172,7 +177,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     fakes = sum(r.is_fake(args.threshold) for r in results)
     if args.json:
         document = {
-            "threshold": args.threshold,
+            "threshold": args.threshold,  # null: each result's own (the server's) threshold
             "results": [{**r.to_dict(), "fake": r.is_fake(args.threshold)} for r in results],
             "errors": [_error_dict(f) for f in failures],
             "summary": {"files": len(results) + len(failures), "fake": fakes, "errors": len(failures)},
@@ -188,12 +193,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     return EXIT_FAKE if fakes else EXIT_REAL
 
 
+def _threshold_text(results: list[DetectionResult], threshold: float | None) -> str:
+    if threshold is not None:
+        return f"{threshold}"
+    served = sorted({r.threshold for r in results if r.threshold is not None})
+    return "the server's threshold " + "/".join(f"{t:g}" for t in served) if served else "0.5"
+
+
 def _error_dict(error: DeepfakeClientError) -> dict[str, object]:
     return {"source": error.source, "error": type(error).__name__, "message": error.message}
 
 
 def _print_table(
-    results: list[DetectionResult], failures: list[DeepfakeClientError], threshold: float, out: IO[str]
+    results: list[DetectionResult], failures: list[DeepfakeClientError], threshold: float | None, out: IO[str]
 ) -> None:
     rows = [
         (str(r.source), r.kind, f"{r.fake_prob:.3f}", "FAKE" if r.is_fake(threshold) else "real", _summary(r))
@@ -208,7 +220,7 @@ def _print_table(
         )
     fakes = sum(r.is_fake(threshold) for r in results)
     print(
-        f"\n{len(results) + len(failures)} file(s): {fakes} fake (FAKE_PROB > {threshold}), "
+        f"\n{len(results) + len(failures)} file(s): {fakes} fake (FAKE_PROB >= {_threshold_text(results, threshold)}), "
         f"{len(results) - fakes} real, {len(failures)} error(s)",
         file=out,
     )

@@ -12,15 +12,29 @@ video AUC over the mean of each video's frame scores). Files the server
 refuses are counted and listed, never dropped silently.
 
 Writes ``report.json``, ``report.md``, ``roc.png`` and ``histogram.png``;
-prints one JSON line with the fused score's headline figures.
+prints one JSON line with the fused score's headline figures. Accuracy is
+given at the threshold the server returns (``THRESHOLD``; ``--threshold``
+overrides it) and at 0.5.
+
+``--calibrate RULE --repository DIR`` chooses the threshold on the evaluated
+split (run it on the validation split, never on the test split you report):
+``eer``, ``fpr=0.01`` (the highest detection rate that flags at most 1% of
+real files) or ``tpr=0.95``, and writes it with its provenance into the
+``threshold`` and ``threshold_source`` parameters of the model that fuses that
+media's score (``image_fusion``, ``audio_fusion``, ``detect_video``). The
+server serves it once that model is reloaded (a restart).
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
+import math
 import os
+import re
 import sys
+import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import IO, Any
@@ -33,7 +47,10 @@ from deepfake_client._errors import DeepfakeClientError, InvalidInputError
 from deepfake_client._results import AudioResult, DetectionResult, ImageResult, VideoResult
 from deepfake_client.cli import _Progress
 from deepfake_client.datasets import FAKE, LAYOUTS, SPLITS, DatasetError, Item, load_dataset
-from deepfake_client.metrics import summarize, video_scores
+from deepfake_client.metrics import summarize, threshold_for, video_scores
+
+#: The model whose config holds the decision threshold, per kind of media.
+FUSION_MODELS = {"image": "image_fusion", "audio": "audio_fusion", "video": "detect_video"}
 
 SCORES_FILE = "scores.jsonl"
 EXIT_OK, EXIT_ERROR = 0, 2
@@ -83,6 +100,7 @@ def _record(item: Item, outcome: DetectionResult | DeepfakeClientError) -> dict[
             scores=scores_of(outcome),
             frames=frame_scores_of(outcome),
             demo_models=list(outcome.demo_models),
+            threshold=outcome.threshold,
         )
     return record
 
@@ -136,9 +154,21 @@ def _figures(labels: Iterable[int], scores: Iterable[float], threshold: float) -
     return at
 
 
-def report(records: Sequence[dict[str, Any]], threshold: float = 0.5) -> dict[str, Any]:
-    """The figures of :mod:`deepfake_client.metrics` for every score the records carry."""
+def served_threshold(records: Sequence[dict[str, Any]]) -> float | None:
+    """The threshold the server returned (the most common one, should a reload have changed it mid-run)."""
+    values = [r["threshold"] for r in records if r["status"] == "ok" and r.get("threshold") is not None]
+    return max(set(values), key=values.count) if values else None
+
+
+def report(records: Sequence[dict[str, Any]], threshold: float | None = None) -> dict[str, Any]:
+    """The figures of :mod:`deepfake_client.metrics` for every score the records carry.
+
+    ``threshold`` None: the server's (0.5 from a server that sends none).
+    """
     ok = [r for r in records if r["status"] == "ok"]
+    if threshold is None:
+        threshold = served_threshold(records)
+        threshold = 0.5 if threshold is None else threshold
     names = sorted({name for r in ok for name in r["scores"]}, key=lambda n: (n != "fused", n))
     file_level = {}
     for name in names:
@@ -165,6 +195,46 @@ def report(records: Sequence[dict[str, Any]], threshold: float = 0.5) -> dict[st
         "frame_level": frame_level,
         "video_level": video_level,
     }
+
+
+def calibrate(records: Sequence[dict[str, Any]], rule: str, data: str, split: str) -> dict[str, Any]:
+    """The threshold ``rule`` picks on the fused scores of ``records``, with what it was chosen from.
+
+    Raises:
+        ValueError: an unknown rule, one class missing, or a rule no threshold in [0, 1] satisfies.
+    """
+    ok = [r for r in records if r["status"] == "ok"]
+    labels, scores = [r["label"] for r in ok], [r["scores"]["fused"] for r in ok]
+    value = threshold_for(labels, scores, rule)
+    if not math.isfinite(value) or not 0 <= value <= 1:
+        raise ValueError(f"--calibrate {rule}: no threshold in [0, 1] meets it on these scores (got {value})")
+    figures = summarize(labels, scores, value)
+    media = sorted({r["media"] for r in ok})
+    date = datetime.date.today().isoformat()
+    source = (
+        f"{rule} on {data} ({split}: {figures.n_real} real, {figures.n_fake} fake; AUC {figures.auc:.4f},"
+        f" accuracy {figures.accuracy:.4f} at it), deepfake-eval {date}"
+    )
+    return {"threshold": value, "rule": rule, "media": media, "source": source, "figures": figures.as_dict()}
+
+
+_PARAMETER = r'(\{{ key: "{key}", value: \{{ string_value: )"[^"]*"( \}} \}})'
+
+
+def write_threshold(config: Path, value: float, source: str) -> None:
+    """Set the ``threshold`` and ``threshold_source`` parameters of a hand-written ``config.pbtxt`` in place.
+
+    Only those two lines change, so the file keeps its comments.
+
+    Raises:
+        ValueError: the config has not exactly one line for each.
+    """
+    text = config.read_text()
+    for key, new in (("threshold", repr(float(value))), ("threshold_source", source.replace('"', "'"))):
+        text, count = re.subn(_PARAMETER.format(key=key), lambda m, new=new: f'{m.group(1)}"{new}"{m.group(2)}', text)
+        if count != 1:
+            raise ValueError(f'{config}: expected one {{ key: "{key}", ... }} parameter line, found {count}')
+    config.write_text(text)
 
 
 def headline(figures: dict[str, Any]) -> dict[str, Any]:
@@ -266,7 +336,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--concurrency", type=int, default=4, help="requests in flight (default 4)")
     parser.add_argument("--timeout", type=float, default=120.0, help="deadline per request in seconds (default 120)")
     parser.add_argument("--retries", type=int, default=3, help="retries when no server answers (default 3)")
-    parser.add_argument("--threshold", type=float, default=0.5, help="the decision threshold reported (default 0.5)")
+    parser.add_argument("--threshold", type=float, help="the decision threshold reported (default: the server's)")
+    parser.add_argument("--calibrate", metavar="RULE", help="choose the threshold here: eer, fpr=0.01, tpr=0.95, ...")
+    parser.add_argument(
+        "--repository", type=Path, help="with --calibrate: the model repository whose fusion config to write"
+    )
     parser.add_argument("--seed", type=int, default=0, help="the split seed, where the layout has no split")
     parser.add_argument(
         "--val-ratio", type=float, default=0.2, help="as given to training, where the layout has no split"
@@ -279,7 +353,10 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the evaluation; exit 2 with one line when the dataset or the server cannot be used."""
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.calibrate and args.repository is None:
+        parser.error("--calibrate needs --repository (where the fusion models' configs are)")
     try:
         items = load_dataset(
             args.data,
@@ -306,12 +383,38 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, DeepfakeClientError) as error:
         print(f"deepfake-eval: {error}", file=sys.stderr)
         return EXIT_ERROR
+    started = time.perf_counter()
     with client:
         records = score(client, chosen, args.out, concurrency=args.concurrency, progress=progress)
+    elapsed = time.perf_counter() - started
     figures = report(records, args.threshold)
+    # This run's rate (files already in scores.jsonl from an interrupted run are not re-sent).
+    figures["run"] = {"seconds": round(elapsed, 2), "concurrency": args.concurrency}
     write_report(figures, records, args.out)
     print(json.dumps(headline(figures)))
-    return EXIT_OK if figures["file_level"].get("fused") else EXIT_ERROR
+    if not figures["file_level"].get("fused"):
+        return EXIT_ERROR
+    return _calibrate(args, records) if args.calibrate else EXIT_OK
+
+
+def _calibrate(args: argparse.Namespace, records: Sequence[dict[str, Any]]) -> int:
+    try:
+        chosen = calibrate(records, args.calibrate, args.data, args.split)
+        for media in chosen["media"]:
+            write_threshold(
+                args.repository / FUSION_MODELS[media] / "config.pbtxt", chosen["threshold"], chosen["source"]
+            )
+    except (ValueError, OSError) as error:
+        print(f"deepfake-eval: {error}", file=sys.stderr)
+        return EXIT_ERROR
+    (args.out / "calibration.json").write_text(json.dumps(chosen, indent=2) + "\n")
+    models = ", ".join(FUSION_MODELS[m] for m in chosen["media"])
+    print(
+        f"deepfake-eval: threshold {chosen['threshold']:.6g} ({args.calibrate}) written to {models} in"
+        f" {args.repository}; restart the server to serve it",
+        file=sys.stderr,
+    )
+    return EXIT_OK
 
 
 if __name__ == "__main__":

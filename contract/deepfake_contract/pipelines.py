@@ -33,6 +33,12 @@ DEMO_MODELS = TensorSpec(
     "the detectors with demo weights behind this answer, comma-separated; empty when none",
 )
 FAKE_PROB = TensorSpec("FAKE_PROB", (1,), meaning="the fused probability that the media is fake, in [0, 1]")
+THRESHOLD = TensorSpec(
+    "THRESHOLD",
+    (1,),
+    meaning="the deployment's decision threshold: FAKE_PROB >= THRESHOLD is judged fake"
+    " (chosen on validation data by deepfake-eval --calibrate; 0.5 until then)",
+)
 
 # -- detect_image ------------------------------------------------------------------
 
@@ -44,6 +50,9 @@ _FACE_FOUND = TensorSpec(
 _FACES_DROPPED = TensorSpec("FACES_DROPPED", (1,), "INT32", "faces found beyond max_faces, not scored")
 _FACE_CROPS = TensorSpec("FACE_CROPS", (-1, 224, 224, 3), "UINT8", "each face's square crop, RGB")
 _VISUAL_INPUT = TensorSpec("VISUAL_INPUT", (-1, 3, 224, 224), meaning="the crops normalized for visual_detector")
+_FACE_BLOCKING = TensorSpec(
+    "FACE_BLOCKING", (-1,), meaning="JPEG blockiness of each face region at the image's own pixel grid"
+)
 _FORENSIC_FEATURES = TensorSpec("FORENSIC_FEATURES", (-1, 12), meaning="the 12 forensic features per face")
 _VISUAL_FAKE_PROB = TensorSpec("VISUAL_FAKE_PROB", (-1,), meaning="visual_detector's fake probability per face")
 _FORENSIC_FAKE_PROB = TensorSpec("FORENSIC_FAKE_PROB", (-1,), meaning="forensic_classifier's fake probability per face")
@@ -51,7 +60,7 @@ _FORENSIC_FAKE_PROB = TensorSpec("FORENSIC_FAKE_PROB", (-1,), meaning="forensic_
 FACE_DETECTOR = ModelSpec(
     name="face_detector",
     inputs=(_encoded("IMAGE", "image"),),
-    outputs=(_FACE_BOXES, _FACE_CONFIDENCE, _FACE_CROPS, _VISUAL_INPUT, _FACE_FOUND, _FACES_DROPPED),
+    outputs=(_FACE_BOXES, _FACE_CONFIDENCE, _FACE_CROPS, _VISUAL_INPUT, _FACE_FOUND, _FACES_DROPPED, _FACE_BLOCKING),
     max_batch_size=0,
     description="decode one image, find faces with MTCNN, crop and normalize them",
     limits={
@@ -81,6 +90,11 @@ FORENSIC_FEATURES = ModelSpec(
             meaning="never read: detect_image wires visual_detector's output here so its steps run one at a time",
             optional=True,
         ),
+        replace(
+            _FACE_BLOCKING,
+            meaning=_FACE_BLOCKING.meaning + ": feature 12 of each crop; computed from the crop when absent",
+            optional=True,
+        ),
     ),
     outputs=(_FORENSIC_FEATURES,),
     max_batch_size=0,
@@ -94,7 +108,15 @@ IMAGE_FUSION = ModelSpec(
         TensorSpec("FORENSIC_PROBS", (-1, 2), meaning="forensic_classifier's output per face"),
         _FORENSIC_FEATURES,
     ),
-    outputs=(_VISUAL_FAKE_PROB, _FORENSIC_FAKE_PROB, FAKE_PROB, _FORENSIC_FEATURES, DEMO_WEIGHTS, DEMO_MODELS),
+    outputs=(
+        _VISUAL_FAKE_PROB,
+        _FORENSIC_FAKE_PROB,
+        FAKE_PROB,
+        _FORENSIC_FEATURES,
+        DEMO_WEIGHTS,
+        DEMO_MODELS,
+        THRESHOLD,
+    ),
     max_batch_size=0,
     description="weighted mean of the two scores per face; the image's score is the most suspicious face's",
 )
@@ -112,6 +134,7 @@ DETECT_IMAGE = ModelSpec(
         _FACES_DROPPED,
         DEMO_WEIGHTS,
         DEMO_MODELS,
+        THRESHOLD,
     ),
     max_batch_size=0,
     description="faces and fused scores of one image",
@@ -165,7 +188,7 @@ def audio_preprocess(audio_input: str) -> ModelSpec:
 AUDIO_FUSION = ModelSpec(
     name="audio_fusion",
     inputs=(TensorSpec("WINDOW_PROBS", (-1, 2), meaning="audio_detector's output per window"), _WINDOW_SILENT),
-    outputs=(_WINDOW_FAKE_PROB, _WINDOW_SILENT, FAKE_PROB, _AUDIO_SILENT, DEMO_WEIGHTS, DEMO_MODELS),
+    outputs=(_WINDOW_FAKE_PROB, _WINDOW_SILENT, FAKE_PROB, _AUDIO_SILENT, DEMO_WEIGHTS, DEMO_MODELS, THRESHOLD),
     max_batch_size=0,
     description="the recording's score: mean of the most suspicious non-silent windows",
 )
@@ -181,6 +204,7 @@ DETECT_AUDIO = ModelSpec(
         _AUDIO_SILENT,
         DEMO_WEIGHTS,
         DEMO_MODELS,
+        THRESHOLD,
     ),
     max_batch_size=0,
     description="per-window and fused synthetic-speech scores of one recording",
@@ -208,6 +232,7 @@ DETECT_VIDEO = ModelSpec(
             "DISTINCT_FRAMES", (1,), "INT32", "how many different frames the 16 are (fewer for short or broken clips)"
         ),
         DEMO_MODELS,
+        THRESHOLD,
     ),
     max_batch_size=0,
     description="temporal, per-frame, audio and fused scores of one video",

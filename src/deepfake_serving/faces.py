@@ -50,32 +50,51 @@ def select_faces(boxes: np.ndarray, probs: np.ndarray, *, min_confidence: float 
     return FaceSelection(boxes[kept], probs[kept], int(len(order) - len(kept)))
 
 
-def crop_face(image: np.ndarray, box: np.ndarray, *, margin: float = 0.2) -> np.ndarray:
-    """The face in ``box`` plus context, as a 224x224x3 uint8 RGB crop.
+#: The pixels of a crop, before its resize: ``image[rows, columns]``.
+Region = tuple[slice, slice]
+
+
+def face_region(shape: tuple[int, ...], box: np.ndarray, *, margin: float = 0.2) -> Region:
+    """Where :func:`crop_face` takes the face in ``box`` from an image of ``shape`` (height, width, ...).
 
     ``margin`` is a fraction of the box's width (horizontally) and height
     (vertically) added on every side: 0.2 turns a 100-pixel face into a
     140-pixel crop, because deepfake artefacts sit at the face's boundary.
-    The crop is clamped to the image (not padded), rounded outwards to whole
-    pixels, and always at least one pixel, then resized without keeping the
-    aspect ratio, as the visual detector's training preprocessing does.
+    The region is clamped to the image (not padded), rounded outwards to whole
+    pixels, and always at least one pixel. The one definition of the crop's
+    box: the crop itself and the forensic features measured at the image's own
+    pixel grid (``image_pipeline``) both read it.
     """
-    height, width = image.shape[:2]
+    height, width = shape[:2]
     x1, y1, x2, y2 = (float(v) for v in box[:4])
     dx, dy = margin * (x2 - x1), margin * (y2 - y1)
     left = min(max(math.floor(x1 - dx), 0), width - 1)
     top = min(max(math.floor(y1 - dy), 0), height - 1)
     right = max(min(math.ceil(x2 + dx), width), left + 1)
     bottom = max(min(math.ceil(y2 + dy), height), top + 1)
-    return _resize(image[top:bottom, left:right])
+    return slice(top, bottom), slice(left, right)
+
+
+def center_region(shape: tuple[int, ...]) -> Region:
+    """The largest centred square of an image of ``shape``: the no-face fallback's region."""
+    height, width = shape[:2]
+    side = min(height, width)
+    top, left = (height - side) // 2, (width - side) // 2
+    return slice(top, top + side), slice(left, left + side)
+
+
+def crop_face(image: np.ndarray, box: np.ndarray, *, margin: float = 0.2) -> np.ndarray:
+    """The face in ``box`` plus context, as a 224x224x3 uint8 RGB crop.
+
+    The pixels of :func:`face_region` resized without keeping the aspect
+    ratio, as the visual detector's training preprocessing does.
+    """
+    return resize_crop(image[face_region(image.shape, box, margin=margin)])
 
 
 def center_crop(image: np.ndarray) -> np.ndarray:
-    """The largest centred square, resized to 224x224: the no-face fallback."""
-    height, width = image.shape[:2]
-    side = min(height, width)
-    top, left = (height - side) // 2, (width - side) // 2
-    return _resize(image[top : top + side, left : left + side])
+    """The largest centred square (:func:`center_region`), resized to 224x224: the no-face fallback."""
+    return resize_crop(image[center_region(image.shape)])
 
 
 def normalize_for_visual(crops: np.ndarray) -> np.ndarray:
@@ -89,5 +108,6 @@ def normalize_for_visual(crops: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
 
 
-def _resize(region: np.ndarray) -> np.ndarray:
+def resize_crop(region: np.ndarray) -> np.ndarray:
+    """A region's pixels as a 224x224 crop (bilinear, aspect ratio not kept)."""
     return np.ascontiguousarray(cv2.resize(region, (CROP_SIZE, CROP_SIZE), interpolation=cv2.INTER_LINEAR))

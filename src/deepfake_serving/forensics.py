@@ -55,7 +55,11 @@ passes into row stripes (with 13 rows of overlap) would also be exact, but
 costs ~12% more CPU for ~15% less single-crop latency, so it is not done.
 
 Feature 12, ``blocking_score``, is a constant 0 placeholder in the reference;
-this module computes a real one: see :func:`blocking_score`.
+this module computes a real one: see :func:`blocking_score`. It is measured on
+the face's region at the image's own pixel grid, before the resize to 224
+(:func:`region_blocking_score`, called by ``face_detector``, which sends it as
+``FACE_BLOCKING``), and passed to :func:`extract_batch` as ``blocking``; without
+it the crop's own value is used, which carries almost no signal (below).
 
 Everything is returned as float64; the Triton model casts to float32 at its
 output, so the one rounding happens in one place.
@@ -272,6 +276,11 @@ def _sharpness(gray: np.ndarray) -> float:
     return _variance(total, total_sq, laplacian.size)
 
 
+def to_gray(image: np.ndarray) -> np.ndarray:
+    """The luma every feature reads: OpenCV's RGB-to-gray conversion of uint8 RGB pixels."""
+    return cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+
+
 def _grid_ratio(steps: np.ndarray) -> float:
     """Largest (mean step on the grid / mean step off it) over the 8 grid offsets."""
     residue = np.arange(len(steps)) % BLOCK
@@ -282,7 +291,7 @@ def _grid_ratio(steps: np.ndarray) -> float:
 
 
 def blocking_score(gray: np.ndarray) -> float:
-    """JPEG 8x8 blockiness of a grayscale image, in [0, 20].
+    """JPEG 8x8 blockiness of a grayscale image, in [0, 20]: feature 12.
 
     JPEG quantizes each 8x8 block on its own, so compression puts luminance
     steps on block boundaries that the pixels inside a block do not have. With
@@ -293,35 +302,72 @@ def blocking_score(gray: np.ndarray) -> float:
         score = clip(10 * ((R_h + R_v) / 2 - 1), 0, 20)
 
     A picture without block structure has R near 1 (score near 0; a flat one
-    has R = 0, score 0); at quality 95 an aligned crop scores ~0.3, at quality
-    20 ~8, at 10 ~15-19. The offset is searched because a face crop need not
-    start on the JPEG grid. The score is computed on the crop's own pixel grid:
-    a crop resized to 224 from a box of another size has its grid stretched to
-    a non-integer period, and there the score stays near its uncompressed
-    level (~1). It is therefore a relative measure of blockiness on the crop,
-    not a calibrated JPEG quality estimate.
+    has R = 0, score 0); at quality 95 an aligned region scores ~0.3, at
+    quality 20 ~8, at 10 ~15-19. The offset is searched because a face region
+    need not start on the JPEG grid.
+
+    Where it is computed: on the face's region **at the image's own pixel
+    grid** (:func:`region_blocking_score`, the box of ``faces.face_region``
+    before the resize), which ``face_detector`` does for every face and sends
+    as ``FACE_BLOCKING``. The 224x224 crop is the wrong place: a box of any
+    other size is resized to 224, which stretches the 8x8 grid to a
+    non-integer period, and the crop's score then stays near its uncompressed
+    level whatever the compression: on the astronaut's face (a ~122x162
+    region) the region scores 5.07, 2.57, 0.62 and 0.57 at JPEG quality 30,
+    60, 90 and as PNG, the crop 0.45, 0.85, 0.99 and 0.44
+    (tests/unit/test_forensics_blocking.py). It is a relative measure of
+    blockiness, not a calibrated JPEG quality estimate.
     """
-    if gray.ndim != 2 or min(gray.shape) < 2 * BLOCK:
-        raise ValueError(f"expected a 2-D grayscale image of at least 16x16, got shape {gray.shape}")
-    y = gray.astype(np.float64)
-    horizontal = np.abs(np.diff(y, axis=1)).mean(axis=0)
-    vertical = np.abs(np.diff(y, axis=0)).mean(axis=1)
+    if not isinstance(gray, np.ndarray) or gray.dtype != np.uint8 or gray.ndim != 2 or min(gray.shape) < 2 * BLOCK:
+        raise ValueError(f"expected a 2-D uint8 grayscale image of at least 16x16, got {_describe(gray)}")
+    # |steps| as uint8 and their exact integer sums per column / row (OpenCV, ~4x NumPy's float
+    # path on a large native-resolution face region, and the same means to the last bit).
+    height, width = gray.shape
+    horizontal = cv2.reduce(cv2.absdiff(gray[:, 1:], gray[:, :-1]), 0, cv2.REDUCE_SUM, dtype=cv2.CV_32S)
+    vertical = cv2.reduce(cv2.absdiff(gray[1:], gray[:-1]), 1, cv2.REDUCE_SUM, dtype=cv2.CV_32S)
+    horizontal, vertical = horizontal.ravel() / height, vertical.ravel() / width
     ratio = (_grid_ratio(horizontal) + _grid_ratio(vertical)) / 2
     return float(np.clip(10.0 * (ratio - 1.0), *BLOCKING_RANGE))
 
 
-def _features(crops: np.ndarray, workers: int | None) -> np.ndarray:
+def region_blocking_score(region: np.ndarray, crop: np.ndarray) -> float:
+    """Feature 12 of one face: :func:`blocking_score` of ``region``'s luma.
+
+    ``region`` is the uint8 RGB pixels the 224x224 ``crop`` was resized from,
+    at the decoded image's own resolution (``image[faces.face_region(...)]``).
+    A region under 16x16 pixels (a box clamped to a sliver at the image's
+    edge) has too few block boundaries to measure; it gets the crop's own
+    value instead, which is in the same range and as uninformative as a
+    region that small.
+    """
+    if min(region.shape[:2]) < 2 * BLOCK:
+        return blocking_score(to_gray(crop))
+    return blocking_score(to_gray(region))
+
+
+def _features(crops: np.ndarray, workers: int | None, blocking: np.ndarray | None = None) -> np.ndarray:
     out = np.empty((len(crops), len(FEATURE_NAMES)), dtype=np.float64)
     jobs = _start_denoising(crops, _pool(workers))
     # While the pool denoises: everything that needs only the crop.
-    for row, crop in zip(out, crops, strict=True):
-        gray = cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY)
+    for index, (row, crop) in enumerate(zip(out, crops, strict=True)):
+        gray = to_gray(crop)
         row[0:4] = _spectral_features(gray)
         row[10] = _sharpness(gray)
-        row[11] = blocking_score(gray)
+        row[11] = blocking_score(gray) if blocking is None else blocking[index]
     for row, crop, job in zip(out, crops, jobs, strict=True):
         row[4:10] = _noise_features(crop, job.result())
     return out
+
+
+def _check_blocking(blocking: object, count: int) -> np.ndarray | None:
+    if blocking is None:
+        return None
+    values = np.asarray(blocking, dtype=np.float64)
+    if values.shape != (count,):
+        raise ValueError(f"expected one blocking score per crop ({count}), got shape {values.shape}")
+    if not np.isfinite(values).all():
+        raise ValueError("blocking scores must be finite")
+    return values
 
 
 def extract_forensic_features(image: np.ndarray, *, workers: int | None = None) -> np.ndarray:
@@ -334,10 +380,16 @@ def extract_forensic_features(image: np.ndarray, *, workers: int | None = None) 
     return _features(_check_crop(image)[None], workers)[0]
 
 
-def extract_batch(crops: np.ndarray, *, workers: int | None = None) -> np.ndarray:
+def extract_batch(crops: np.ndarray, *, workers: int | None = None, blocking: np.ndarray | None = None) -> np.ndarray:
     """The features of ``crops`` (N x 224 x 224 x 3 uint8 RGB) as float64[N, 12].
 
     Row ``i`` equals ``extract_forensic_features(crops[i])``; a batch is faster
     per crop because the denoise passes of all crops share the pool.
+    ``blocking`` (N finite values), when given, is feature 12 of each crop,
+    measured where it carries signal: at the image's own pixel grid
+    (:func:`region_blocking_score`; ``DetectedFaces.blocking``). Without it
+    feature 12 is computed on the crop itself. Raises ``ValueError`` for a
+    ``blocking`` of another length.
     """
-    return _features(_check_batch(crops), workers)
+    checked = _check_batch(crops)
+    return _features(checked, workers, _check_blocking(blocking, len(checked)))

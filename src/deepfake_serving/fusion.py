@@ -181,3 +181,30 @@ class VideoFusion:
             parts.append((self.audio_weight, audio))
         total = sum(w for w, _ in parts)
         return float(sum(w * s for w, s in parts) / total)
+
+
+@dataclass(frozen=True)
+class DecisionThreshold:
+    """The ``threshold`` a fusion model returns as ``THRESHOLD``, and where it came from.
+
+    ``FAKE_PROB >= value`` is judged fake. The server never applies it itself:
+    it hands it to clients beside the score, so that the one number chosen on
+    validation data (``deepfake-eval --calibrate``) is what every client's
+    verdict uses, instead of each picking its own.
+    """
+
+    value: float = 0.5
+    source: str = "default (not calibrated)"
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.value <= 1.0:  # also refuses NaN: FAKE_PROB is in [0, 1]
+            raise ValueError(f"threshold must be in [0, 1], got {self.value!r}")
+
+    @classmethod
+    def from_parameters(cls, parameters: dict[str, str]) -> DecisionThreshold:
+        """Read ``threshold`` and ``threshold_source``; a missing threshold fails the load."""
+        return cls(float(parameters["threshold"]), parameters.get("threshold_source", ""))
+
+    def tensor(self) -> np.ndarray:
+        """The ``THRESHOLD`` output."""
+        return np.array([self.value], dtype=np.float32)

@@ -4,6 +4,8 @@ Decode (with limits) -> MTCNN (its three ONNX stages in-process) -> keep the
 confident faces, largest first, at most ``max_faces`` -> crop each with a
 margin to 224x224 -> normalize for the visual detector. When no face is found
 the center crop of the whole image is scored instead, and the result says so.
+Each face's JPEG blockiness (forensic feature 12) is measured here too, on its
+region before the resize, because only there is the image's 8x8 grid intact.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ import numpy as np
 from deepfake_contract import MTCNN_STAGES
 from deepfake_serving.budget import UNLIMITED, WorkBudget
 from deepfake_serving.errors import RequestError
-from deepfake_serving.faces import CROP_SIZE, center_crop, crop_face, select_faces
+from deepfake_serving.faces import CROP_SIZE, center_region, face_region, resize_crop, select_faces
+from deepfake_serving.forensics import region_blocking_score
 from deepfake_serving.imaging import (
     DEFAULT_MAX_BYTES,
     DEFAULT_MAX_JPEG_SCANS,
@@ -61,13 +64,15 @@ class DetectedFaces:
     visual_input: np.ndarray  # float32[n, 3, 224, 224], ImageNet normalization (docs/models.md, visual detector)
     face_found: bool
     faces_dropped: int
+    # float32[n]: forensic feature 12 (blocking_score) of each face's region at the image's own pixel
+    # grid, before the resize to 224 (forensics.region_blocking_score); the crop's value for regions under 16x16
+    blocking: np.ndarray
 
 
 def center_box(height: int, width: int) -> np.ndarray:
-    """The box :func:`center_crop` takes: the largest centered square."""
-    side = min(height, width)
-    top, left = (height - side) // 2, (width - side) // 2
-    return np.array([[left, top, left + side, top + side]], dtype=np.float32)
+    """The box :func:`~deepfake_serving.faces.center_crop` takes: the largest centered square."""
+    rows, columns = center_region((height, width))
+    return np.array([[columns.start, rows.start, columns.stop, rows.stop]], dtype=np.float32)
 
 
 class FaceDetector:
@@ -109,11 +114,15 @@ class FaceDetector:
             boxes, probs, min_confidence=self.settings.min_confidence, max_faces=self.settings.max_faces
         )
         if len(chosen.boxes):
-            crops = np.stack([crop_face(image, box, margin=self.settings.margin) for box in chosen.boxes])
+            regions = [face_region(image.shape, box, margin=self.settings.margin) for box in chosen.boxes]
             boxes, confidence, found = chosen.boxes, chosen.probs, True
         else:
-            crops = center_crop(image)[np.newaxis]
+            regions = [center_region(image.shape)]
             boxes, confidence, found = center_box(height, width), np.zeros(1, np.float32), False
+        # What faces.crop_face / center_crop return, with each region's pixels kept for the blocking score.
+        pixels = [image[region] for region in regions]
+        crops = np.stack([resize_crop(region) for region in pixels])
+        blocking = np.array([region_blocking_score(r, c) for r, c in zip(pixels, crops, strict=True)], np.float32)
         assert crops.shape[1:] == (CROP_SIZE, CROP_SIZE, 3)
         return DetectedFaces(
             boxes=boxes.astype(np.float32),
@@ -122,6 +131,7 @@ class FaceDetector:
             visual_input=self.preprocessing.apply(crops),
             face_found=found,
             faces_dropped=chosen.dropped,
+            blocking=blocking,
         )
 
     def detect(self, data: bytes, input_name: str = "IMAGE", budget: WorkBudget = UNLIMITED) -> DetectedFaces:

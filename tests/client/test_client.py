@@ -196,6 +196,7 @@ def test_image_result_fields_are_the_servers_tensors_field_by_field(triton: Trit
     assert result.fake_prob == pytest.approx(float(raw["FAKE_PROB"][0]))
     assert result.face_found is bool(raw["FACE_FOUND"][0]) and result.faces_dropped == int(raw["FACES_DROPPED"][0])
     assert result.demo_weights is bool(raw["DEMO_WEIGHTS"][0])
+    assert result.threshold == float(raw["THRESHOLD"][0]) == 0.5  # the shipped, uncalibrated threshold
 
 
 def test_audio_result_fields_are_the_servers_tensors_field_by_field(triton: TritonProcess) -> None:

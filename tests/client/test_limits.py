@@ -101,3 +101,23 @@ def test_outputs_under_their_former_names_from_an_older_server_are_still_read() 
         assert result.real_seconds == 6.0
     with pytest.warns(DeprecationWarning, match="audio_silent"):
         assert result.silent is True
+
+
+def test_the_verdict_uses_the_servers_threshold_unless_the_caller_sets_one() -> None:
+    from deepfake_client import AudioResult
+
+    outputs = {
+        "WINDOW_FAKE_PROB": np.array([0.3], np.float32),
+        "WINDOW_START_S": np.array([0.0], np.float32),
+        "FAKE_PROB": np.array([0.3], np.float32),
+        "DURATION_S": np.array([4.0], np.float32),
+        "AUDIO_SILENT": np.array([False]),
+        "DEMO_WEIGHTS": np.array([False]),
+        "THRESHOLD": np.array([0.25], np.float32),
+    }
+    calibrated = AudioResult.from_outputs(outputs)
+    assert calibrated.threshold == 0.25 and calibrated.is_fake() is True
+    assert calibrated.is_fake(0.5) is False, "the caller's threshold wins"
+    assert calibrated.is_fake(0.3) is True, "a score at the threshold is fake (>=), as the calibration counts it"
+    older = AudioResult.from_outputs({k: v for k, v in outputs.items() if k != "THRESHOLD"})
+    assert older.threshold is None and older.is_fake() is False, "an older server: 0.5"

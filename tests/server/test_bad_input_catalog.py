@@ -249,6 +249,26 @@ COMPOSING_CASES = [
         ("data-type is 'fp64'", "expects 'fp32'"),
     ),
     Case(
+        "forensic_features",
+        "FACE_BLOCKING",
+        "row_count_mismatch",
+        lambda: [
+            ("FACE_CROPS", np.zeros((1, 224, 224, 3), np.uint8), "UINT8"),
+            ("FACE_BLOCKING", np.zeros(2, np.float32), "FP32"),
+        ],
+        ("same number of rows", "face_blocking has 2", "face_crops has 1"),
+    ),
+    Case(
+        "forensic_features",
+        "FACE_BLOCKING",
+        "nan",
+        lambda: [
+            ("FACE_CROPS", np.zeros((1, 224, 224, 3), np.uint8), "UINT8"),
+            ("FACE_BLOCKING", np.full(1, np.nan, np.float32), "FP32"),
+        ],
+        ("nan or inf",),
+    ),
+    Case(
         "image_fusion",
         "VISUAL_PROBS",
         "nan",

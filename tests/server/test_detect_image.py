@@ -13,11 +13,13 @@ import tritonclient.http as httpclient
 from PIL import Image
 
 from deepfake_contract import DETECT_IMAGE
-from deepfake_serving.forensics import extract_batch
+from deepfake_serving.forensics import blocking_score, extract_batch, to_gray
 from deepfake_serving.image_pipeline import FaceDetector, FaceSettings, center_box
 from deepfake_serving.onnx_runner import OnnxRunner, SessionSettings
 from deepfake_serving.testing import media
+from deepfake_serving.testing.forensics_reference import reference
 from deepfake_serving.testing.triton import MODEL_REPOSITORY
+from tests.server.helpers import infer
 
 pytestmark = pytest.mark.server
 
@@ -77,7 +79,8 @@ def test_scores_equal_the_in_process_pipeline(grpc_client):
     out = detect(grpc_client, data)
     faces = FaceDetector(MODEL_REPOSITORY / "face_detector" / "1", FaceSettings()).detect(data)
     np.testing.assert_allclose(out["FACE_BOXES"], faces.boxes, atol=1e-3)
-    features = extract_batch(faces.crops).astype(np.float32)
+    # Feature 12 is measured on the face region at the image's own pixel grid, not on the crop.
+    features = extract_batch(faces.crops, blocking=faces.blocking).astype(np.float32)
     np.testing.assert_allclose(out["FORENSIC_FEATURES"], features, rtol=1e-5)
     visual = OnnxRunner(MODEL_REPOSITORY / "visual_detector" / "1" / "model.onnx", SessionSettings(2))
     expected_visual = visual.run_batch([{"input": faces.visual_input}], ["output"])[0]["output"][:, 1]
@@ -212,3 +215,36 @@ def test_the_forensic_score_is_the_classifier_on_the_returned_features(grpc_clie
     np.testing.assert_allclose(out["FORENSIC_FAKE_PROB"], classified[:, 1], atol=1e-6)
     fused = 0.7 * out["VISUAL_FAKE_PROB"] + 0.3 * out["FORENSIC_FAKE_PROB"]
     np.testing.assert_allclose(out["FAKE_PROB"], [fused.max()], atol=1e-6)
+
+
+def test_forensic_feature_12_is_face_detectors_native_grid_blockiness(grpc_client):
+    """On a JPEG, FORENSIC_FEATURES column 11 is face_detector's FACE_BLOCKING (the face region
+    before its resize to 224), features 1-11 are the reference's on the crop, and the crop's own
+    blocking score, which the stretched 8x8 grid makes meaningless, is not what is used."""
+    data = media.encode(media.astronaut(), "JPEG", quality=60)
+    out = detect(grpc_client, data)
+    served = infer(grpc_client, "face_detector", [("IMAGE", np.array([data], dtype=object), "BYTES")])
+    blocking, crops = served.as_numpy("FACE_BLOCKING"), served.as_numpy("FACE_CROPS")
+    assert blocking.dtype == np.float32 and blocking.shape == (len(crops),) == (len(out["FACE_BOXES"]),)
+    np.testing.assert_array_equal(out["FORENSIC_FEATURES"][:, 11], blocking)
+    faces = FaceDetector(MODEL_REPOSITORY / "face_detector" / "1", FaceSettings()).detect(data)
+    np.testing.assert_array_equal(blocking, faces.blocking)
+    for row, crop, value in zip(out["FORENSIC_FEATURES"], crops, blocking, strict=True):
+        expected = np.array(list(reference(crop, blocking_score=float(value)).values()), np.float64)
+        np.testing.assert_allclose(row, expected, rtol=1e-4, atol=1e-6)
+        assert abs(value - blocking_score(to_gray(crop))) > 1.0  # 2.57 against 0.85 on the crop
+
+
+def test_forensic_features_called_directly_computes_feature_12_from_the_crop_when_not_given(grpc_client):
+    crops = (
+        FaceDetector(MODEL_REPOSITORY / "face_detector" / "1", FaceSettings())
+        .detect(media.encode(media.astronaut(), "JPEG", quality=60))
+        .crops
+    )
+    alone = infer(grpc_client, "forensic_features", [("FACE_CROPS", crops, "UINT8")]).as_numpy("FORENSIC_FEATURES")
+    assert alone[0, 11] == np.float32(blocking_score(to_gray(crops[0])))
+    given = np.array([7.25], np.float32)
+    tensors = [("FACE_CROPS", crops, "UINT8"), ("FACE_BLOCKING", given, "FP32")]
+    with_blocking = infer(grpc_client, "forensic_features", tensors).as_numpy("FORENSIC_FEATURES")
+    assert with_blocking[0, 11] == given[0]
+    np.testing.assert_array_equal(with_blocking[:, :11], alone[:, :11])

@@ -23,10 +23,12 @@ import torch
 import tritonclient.grpc as grpcclient
 from deepfake_train import speech_set
 
-from deepfake_client.metrics import summarize
-from deepfake_contract import AUDIO_PREPROCESS, DETECT_AUDIO, MODELS
+from deepfake_client import DeepfakeClient
+from deepfake_client.metrics import summarize, threshold_for
+from deepfake_contract import AUDIO_PREPROCESS, DETECT_AUDIO
 from deepfake_export.models import AudioDetector
 from deepfake_export.weights import read_state_dict
+from deepfake_serving.model_configs import parse_pbtxt
 from deepfake_serving.testing.triton import MODEL_REPOSITORY, ROOT, running_triton
 
 #: A few epochs at a higher rate than the 50-epoch recipe: enough for this set, inside CI's budget.
@@ -95,6 +97,35 @@ def test_resuming_continues_exactly_as_an_uninterrupted_run(speech: Path, traine
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_two_processes_under_torchrun_train_one_model_with_ddp(speech: Path, trained: Path, tmp_path: Path) -> None:
+    """PyTorch DDP on the CPU (gloo): what several GPUs run, with one process per device."""
+    torchrun = str(Path(sys.executable).parent / "torchrun")
+    out = tmp_path / "ddp"
+    run = _run(
+        torchrun,
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "deepfake_train",
+        "audio",
+        "--data",
+        str(speech),
+        "--out",
+        str(out),
+        "--epochs",
+        "1",
+        *RECIPE,
+        "--cache",
+        str(trained / "cache"),
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    summary = json.loads((out / "audio_detector.train.json").read_text())
+    assert summary["world_size"] == 2 and summary["device"] == "cpu"
+    AudioDetector().load_state_dict(read_state_dict(out / "audio_detector.safetensors"), strict=True)
+    assert len(list(csv.DictReader((out / "audio_detector.metrics.csv").open()))) == 1
+
+
 def test_a_resume_with_other_settings_or_a_dataset_off_its_layout_is_refused(speech, trained, tmp_path) -> None:
     copy = tmp_path / "copy"
     shutil.copytree(trained, copy, ignore=shutil.ignore_patterns("cache"))
@@ -106,15 +137,24 @@ def test_a_resume_with_other_settings_or_a_dataset_off_its_layout_is_refused(spe
     assert run.returncode == 2 and "expected DIR/real and DIR/fake" in run.stderr and "Traceback" not in run.stderr
 
 
+def _eval(url: str, speech: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
+    command = str(Path(sys.executable).parent / "deepfake-eval")
+    return _run(command, str(speech), "--url", url, "--out", str(out), "--no-progress", *extra)
+
+
+def _records(report: Path) -> list[dict]:
+    return [json.loads(line) for line in (report / "scores.jsonl").read_text().splitlines()]
+
+
 @pytest.mark.server
 def test_the_served_model_is_the_trained_one_and_detects_held_out_speech(speech, trained, tmp_path) -> None:
     repository = tmp_path / "repository"
     repository.mkdir()
-    for name in MODELS:
-        if name in ("audio_detector", "audio_preprocess"):
-            shutil.copytree(MODEL_REPOSITORY / name, repository / name)
-        elif name in AUDIO_MODELS:
+    for name in AUDIO_MODELS:
+        if name == "detect_audio":
             (repository / name).symlink_to(MODEL_REPOSITORY / name, target_is_directory=True)
+        else:  # the export writes two of them, the calibration a third
+            shutil.copytree(MODEL_REPOSITORY / name, repository / name)
     export = _run(
         sys.executable,
         "-m",
@@ -132,22 +172,16 @@ def test_the_served_model_is_the_trained_one_and_detects_held_out_speech(speech,
 
     model = AudioDetector().eval()
     model.load_state_dict(read_state_dict(trained / "audio_detector.safetensors"))
-    clip = next((speech / "test" / "real").iterdir()).read_bytes()
-    report = tmp_path / "report"
+    clip = sorted((speech / "test" / "real").iterdir())[0].read_bytes()
+    validation = tmp_path / "validation"
     with running_triton(tmp_path / "triton", repository=repository) as triton:
         client = grpcclient.InferenceServerClient(triton.grpc_url)
         audio = grpcclient.InferInput("AUDIO", [1], "BYTES")
         audio.set_data_from_numpy(np.array([clip], dtype=object))
         windows = client.infer(AUDIO_PREPROCESS.name, [audio]).as_numpy("AUDIO_INPUT")
         answer = client.infer(DETECT_AUDIO.name, [audio])
-        evaluation = _run(
-            str(Path(sys.executable).parent / "deepfake-eval"),
-            str(speech),
-            "--url",
-            triton.grpc_url,
-            "--out",
-            str(report),
-            "--no-progress",
+        calibration = _eval(
+            triton.grpc_url, speech, validation, "--split", "val", "--calibrate", "eer", "--repository", str(repository)
         )
 
     # Round trip: the served probabilities are PyTorch's on the same windows.
@@ -155,17 +189,39 @@ def test_the_served_model_is_the_trained_one_and_detects_held_out_speech(speech,
         expected = torch.softmax(model(torch.from_numpy(np.array(windows))), 1)[:, 1].numpy()
     np.testing.assert_allclose(answer.as_numpy("WINDOW_FAKE_PROB"), expected, atol=1e-4)
     assert answer.as_numpy("DEMO_WEIGHTS").tolist() == [False]
+    assert answer.as_numpy("THRESHOLD").tolist() == [0.5], "not calibrated yet"
+
+    # The threshold chosen on the validation split, recomputed here, is what the config now says.
+    assert calibration.returncode == 0, calibration.stderr
+    val = _records(validation)
+    chosen = threshold_for([r["label"] for r in val], [r["scores"]["fused"] for r in val], "eer")
+    assert json.loads((validation / "calibration.json").read_text())["threshold"] == chosen
+    parameters = parse_pbtxt(repository / "audio_fusion" / "config.pbtxt").parameters
+    assert float(parameters["threshold"].string_value) == chosen
+    assert parameters["threshold_source"].string_value.startswith(f"eer on {speech} (val: 4 real, 4 fake; AUC")
+
+    report = tmp_path / "report"
+    with running_triton(tmp_path / "triton-calibrated", repository=repository) as triton:
+        evaluation = _eval(triton.grpc_url, speech, report)
+        with DeepfakeClient(triton.grpc_url) as client:
+            result = client.detect_audio(clip)
+    served = float(np.float32(chosen))
+    assert result.threshold == served and result.is_fake() == (result.fake_prob >= served)
 
     assert evaluation.returncode == 0, evaluation.stderr
     headline = json.loads(evaluation.stdout.strip().splitlines()[-1])
     assert headline["n_real"] == 6 and headline["n_fake"] == 6
     assert headline["auc"] >= 0.9, headline
+    assert headline["threshold"] == served, "accuracy is reported at the server's threshold"
     # The report's figures, recomputed here from the per-file scores it wrote.
-    records = [json.loads(line) for line in (report / "scores.jsonl").read_text().splitlines()]
+    records = _records(report)
     assert len(records) == 12 and all(r["status"] == "ok" and r["split"] == "test" for r in records)
-    figures = summarize([r["label"] for r in records], [r["scores"]["fused"] for r in records], 0.5).as_dict()
+    figures = summarize([r["label"] for r in records], [r["scores"]["fused"] for r in records], served).as_dict()
     written = json.loads((report / "report.json").read_text())["file_level"]["fused"]
     assert {k: written[k] for k in figures} == pytest.approx(figures)
+    assert written["accuracy_at_0.5"] == pytest.approx(
+        summarize([r["label"] for r in records], [r["scores"]["fused"] for r in records], 0.5).accuracy
+    )
     assert headline == pytest.approx({k: figures[k] for k in headline})
     for name in ("report.md", "roc.png", "histogram.png"):
         assert (report / name).stat().st_size > 100, name

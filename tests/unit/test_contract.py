@@ -153,6 +153,7 @@ def test_a_python_models_answer_that_breaks_its_contract_is_refused_naming_the_t
         "AUDIO_SILENT": np.zeros(1, bool),
         "DEMO_WEIGHTS": np.ones(1, bool),
         "DEMO_MODELS": np.array([b"audio_detector"], dtype=object),
+        "THRESHOLD": np.full(1, 0.5, np.float32),
     }
     check_outputs(spec, good)
     with pytest.raises(RuntimeError, match=r"missing \['AUDIO_SILENT'\], extra \['ALL_SILENT'\]"):

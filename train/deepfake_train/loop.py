@@ -115,6 +115,13 @@ class Distributed:
         """Rank 0: the process that extracts, evaluates for the record and writes."""
         return self.rank == 0
 
+    def close(self) -> None:
+        """Leave the process group (a no-op alone)."""
+        if self.world > 1:
+            import torch.distributed as dist
+
+            dist.destroy_process_group()
+
     def barrier(self) -> None:
         """Wait for every rank (a no-op alone)."""
         if self.world > 1:
@@ -485,6 +492,7 @@ class Run:
         }
         if self.dist.main:
             (self.out / f"{self.name}.train.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+        self.dist.close()
         return summary
 
 

@@ -9,7 +9,8 @@ Each detector learns from exactly what the server hands it:
   (:class:`~deepfake_serving.image_pipeline.FaceDetector`, same margin, size
   and resize; an image without a face gives its center crop, as served), video
   frames sampled by :func:`deepfake_serving.video.sample_video`;
-* ``forensic``: :func:`deepfake_serving.forensics.extract_batch` on those crops;
+* ``forensic``: :func:`deepfake_serving.forensics.extract_batch` on those crops,
+  feature 12 from the detector's native-grid ``blocking`` as ``face_detector`` sends it;
 * ``temporal``: the 16 frames :func:`~deepfake_serving.video.sample_video` takes.
 
 What is stored is the last step before normalization (uint8 crops and
@@ -112,21 +113,26 @@ class Extractor:
             return windows.inputs[~windows.silent]
         if self.kind == "temporal":
             return sample_video(data, decode_audio_track=False).frames[np.newaxis]
-        crops = self._crops(data, media)
-        return forensic_features(crops) if self.kind == "forensic" and len(crops) else crops
+        crops, blocking = self._crops(data, media)
+        return forensic_features(crops, blocking) if self.kind == "forensic" and len(crops) else crops
 
-    def _crops(self, data: bytes, media: str) -> np.ndarray:
+    def _crops(self, data: bytes, media: str) -> tuple[np.ndarray, np.ndarray]:
+        """The face crops and their native-grid blocking scores (``DetectedFaces.blocking``)."""
         assert self._faces is not None
         if media == "image":
-            return self._faces.detect(data).crops
+            faces = self._faces.detect(data)
+            return faces.crops, faces.blocking
         sample = sample_video(data, decode_audio_track=False)
-        crops = []
+        crops, blocking = [], []
         for index in sorted(set(sample.frame_indices.tolist())):
             slot = int(np.flatnonzero(sample.frame_indices == index)[0])
             faces = self._faces.detect_rgb(sample.frames_full[slot], input_name="VIDEO")
             if faces.face_found:  # detect_video scores faces only, never a frame's center crop
                 crops.append(faces.crops[:MAX_FACES_PER_FRAME])
-        return np.concatenate(crops) if crops else np.empty((0, 224, 224, 3), np.uint8)
+                blocking.append(faces.blocking[:MAX_FACES_PER_FRAME])
+        if not crops:
+            return np.empty((0, 224, 224, 3), np.uint8), np.empty(0, np.float32)
+        return np.concatenate(crops), np.concatenate(blocking)
 
 
 def _video_audio(data: bytes) -> np.ndarray:
@@ -202,9 +208,12 @@ def _unit(kind: str) -> str:
     return {"visual": "face", "forensic": "face", "audio": "non-silent 4 s window", "temporal": "clip"}[kind]
 
 
-def forensic_features(crops: np.ndarray) -> np.ndarray:
-    """The 12 forensic features of uint8 face crops, computed as ``forensic_features`` serves them."""
-    return extract_batch(np.ascontiguousarray(crops)).astype(np.float32)
+def forensic_features(crops: np.ndarray, blocking: np.ndarray | None = None) -> np.ndarray:
+    """The 12 forensic features of uint8 face crops, computed as ``forensic_features`` serves them.
+
+    ``blocking``: feature 12 per crop as ``face_detector`` measures it (``DetectedFaces.blocking``).
+    """
+    return extract_batch(np.ascontiguousarray(crops), blocking=blocking).astype(np.float32)
 
 
 #: stored array -> the detector's input batch, the normalization the server applies last.

@@ -8,7 +8,7 @@ import triton_python_backend_utils as pb_utils
 from deepfake_contract import AUDIO_DETECTOR
 from deepfake_contract import AUDIO_FUSION as SPEC
 from deepfake_serving import validation as check
-from deepfake_serving.fusion import AudioAggregation
+from deepfake_serving.fusion import AudioAggregation, DecisionThreshold
 from deepfake_serving.provenance import demo_models, demo_models_tensor, describe
 from deepfake_serving.triton_python import model_parameters, respond, settings_from
 
@@ -18,6 +18,8 @@ class TritonPythonModel:
 
     def initialize(self, args):
         """Read the rule from the config parameters; note whether the detector is demo."""
+        self.threshold = DecisionThreshold.from_parameters(model_parameters(args))
+        pb_utils.Logger.log_info(f"audio_fusion: THRESHOLD {self.threshold.value} ({self.threshold.source})")
         self.aggregation = settings_from(AudioAggregation, model_parameters(args))
         repository = Path(args["model_repository"]).parent
         self.demo_models = demo_models(repository, [AUDIO_DETECTOR.name])
@@ -46,4 +48,5 @@ class TritonPythonModel:
             "AUDIO_SILENT": np.array([all_silent]),
             "DEMO_WEIGHTS": np.array([bool(self.demo_models)]),
             "DEMO_MODELS": demo_models_tensor(self.demo_models),
+            "THRESHOLD": self.threshold.tensor(),
         }

@@ -15,7 +15,7 @@ from deepfake_contract import AUDIO_DETECTOR, FACE_DETECTOR, TEMPORAL_ANALYZER, 
 from deepfake_contract import DETECT_VIDEO as SPEC
 from deepfake_serving import video_pipeline as V
 from deepfake_serving.audio_pipeline import AudioLimits, served_audio_input
-from deepfake_serving.fusion import NO_SCORE, AudioAggregation, FrameAggregation, VideoFusion
+from deepfake_serving.fusion import NO_SCORE, AudioAggregation, DecisionThreshold, FrameAggregation, VideoFusion
 from deepfake_serving.image_pipeline import FaceDetector, FaceSettings
 from deepfake_serving.provenance import demo_models, demo_models_tensor
 from deepfake_serving.triton_python import model_parameters, respond, settings_from, single_bytes, work_budget
@@ -28,6 +28,8 @@ class TritonPythonModel:
 
     def initialize(self, args):
         """Load MTCNN and read every rule and limit from the config parameters."""
+        self.threshold = DecisionThreshold.from_parameters(model_parameters(args))
+        pb_utils.Logger.log_info(f"detect_video: THRESHOLD {self.threshold.value} ({self.threshold.source})")
         self.parameters = p = model_parameters(args)
         repository = Path(args["model_repository"]).parent
         self.max_decode_pixels = int(p["max_decode_pixels"])
@@ -128,5 +130,6 @@ class TritonPythonModel:
             "FAKE_PROB": np.array([self.fusion.score(temporal, frames_score, audio_score)], np.float32),
             "DEMO_WEIGHTS": np.array([bool(demo)]),
             "DEMO_MODELS": demo_models_tensor(demo),
+            "THRESHOLD": self.threshold.tensor(),
             "DISTINCT_FRAMES": np.array([sample.distinct_frames], np.int32),
         }

@@ -42,4 +42,5 @@ class TritonPythonModel:
             "VISUAL_INPUT": faces.visual_input,
             "FACE_FOUND": np.array([faces.face_found]),
             "FACES_DROPPED": np.array([faces.faces_dropped], dtype=np.int32),
+            "FACE_BLOCKING": faces.blocking,
         }

@@ -8,7 +8,7 @@ import triton_python_backend_utils as pb_utils
 from deepfake_contract import FORENSIC_CLASSIFIER, VISUAL_DETECTOR
 from deepfake_contract import IMAGE_FUSION as SPEC
 from deepfake_serving import validation as check
-from deepfake_serving.fusion import ImageFusion
+from deepfake_serving.fusion import DecisionThreshold, ImageFusion
 from deepfake_serving.provenance import REAL_KINDS, demo_models_tensor, describe, weights_kind
 from deepfake_serving.triton_python import model_parameters, respond, settings_from
 
@@ -18,6 +18,8 @@ class TritonPythonModel:
 
     def initialize(self, args):
         """Read the weights from the config parameters; note whether a detector is demo."""
+        self.threshold = DecisionThreshold.from_parameters(model_parameters(args))
+        pb_utils.Logger.log_info(f"image_fusion: THRESHOLD {self.threshold.value} ({self.threshold.source})")
         repository = Path(args["model_repository"]).parent
         kinds = {name: weights_kind(repository, name) for name in (VISUAL_DETECTOR.name, FORENSIC_CLASSIFIER.name)}
         real = {name: kind in REAL_KINDS for name, kind in kinds.items()}
@@ -57,4 +59,5 @@ class TritonPythonModel:
             "FORENSIC_FEATURES": features,
             "DEMO_WEIGHTS": np.array([bool(self.demo_models)]),
             "DEMO_MODELS": demo_models_tensor(self.demo_models),
+            "THRESHOLD": self.threshold.tensor(),
         }
