@@ -225,7 +225,7 @@ def _hub_snapshot(name: str, revision: str | None, text: str, flag: str, what: s
     return folder, folder.name
 
 
-def _load(text: str, flag: str, what: str, auto_model: Any, auto_processor: Any) -> tuple[Any, Any, Path, str]:
+def load_source(text: str, flag: str, what: str, auto_model: Any, auto_processor: Any) -> tuple[Any, Any, Path, str]:
     """``(model, processor, folder, revision)`` of a source, every failure one :class:`SourceError` line."""
     name, revision, local = parse_source(text)
     if local:
@@ -271,7 +271,7 @@ def load_visual(text: str, fake_label: str | None = None) -> PretrainedDetector:
     from transformers import AutoImageProcessor, AutoModelForImageClassification
 
     flag = "--visual-model"
-    model, processor, folder, revision = _load(
+    model, processor, folder, revision = load_source(
         text, flag, "an image classifier", AutoModelForImageClassification, AutoImageProcessor
     )
     return _detector(text, flag, model, preprocessing_of(processor), folder, revision, fake_label)
@@ -320,7 +320,7 @@ def load_audio(text: str, fake_label: str | None = None) -> PretrainedDetector:
     from transformers import AutoFeatureExtractor, AutoModelForAudioClassification
 
     flag = "--audio-model"
-    model, extractor, folder, revision = _load(
+    model, extractor, folder, revision = load_source(
         text, flag, "an audio classifier", AutoModelForAudioClassification, AutoFeatureExtractor
     )
     if model.main_input_name != "input_values":

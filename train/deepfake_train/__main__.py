@@ -27,6 +27,8 @@ _HELP = {
     "scheduler": "cosine or constant",
     "val_ratio": "share of each class's groups held out for validation, where the layout has no split",
     "seed": "seeds the split, the shuffling and dropout",
+    "backbone": "visual detector's network: efficientnet-b4 (the specification's) or hf:SOURCE (a hub"
+    " image classifier fine-tuned with a new real/fake head, saved to OUT/visual_detector-hf for VISUAL_MODEL=)",
     "backbone_weights": "visual detector's EfficientNet-B4 start: imagenet (download), none, or a state-dict file",
     "device": "auto (CUDA when present), cpu, cuda, cuda:1, ...",
     "amp": "automatic mixed precision on CUDA (--no-amp to turn off)",
@@ -62,21 +64,22 @@ def main(argv: list[str] | None = None) -> int:
     args = vars(parser().parse_args(argv))
     resume = args.pop("resume")
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
-    config = TrainConfig(**args)
     try:
+        config = TrainConfig(**args)
         summary = train(config, resume=resume)
     except (TrainError, DatasetError, FileNotFoundError) as error:
         logging.getLogger("deepfake_train").error("%s", error)
         return 2
     best = summary["best"] or {}
+    written = "visual_detector-hf (serve with VISUAL_MODEL=)" if config.backbone != "efficientnet-b4" else ""
     logging.getLogger("deepfake_train").info(
-        "%s: best epoch %s, validation AUC %.4f (per file %.4f); wrote %s/%s.safetensors",
+        "%s: best epoch %s, validation AUC %.4f (per file %.4f); wrote %s/%s",
         summary["model"],
         summary["best_epoch"],
         best.get("val_auc", float("nan")),
         best.get("val_file_auc", float("nan")),
         config.out,
-        summary["model"],
+        written or f"{summary['model']}.safetensors",
     )
     return 0
 

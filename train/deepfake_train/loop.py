@@ -38,6 +38,7 @@ from torch.utils.data import DataLoader, Dataset
 from deepfake_client.datasets import load_dataset, summarize
 from deepfake_client.metrics import roc_auc
 from deepfake_export.models import BUILDERS, VisualDetector
+from deepfake_train import hub
 from deepfake_train import samples as S
 
 log = logging.getLogger("deepfake_train")
@@ -71,6 +72,8 @@ class TrainConfig:
     scheduler: str = "cosine"  # or "constant"
     val_ratio: float = 0.2
     seed: int = 0
+    #: visual only: "efficientnet-b4" (the specification's network) or "hf:SOURCE" (a hub classifier, fine-tuned).
+    backbone: str = "efficientnet-b4"
     #: visual only: "imagenet" (efficientnet-pytorch's ImageNet weights, downloaded), "none", or a state-dict file.
     backbone_weights: str = "imagenet"
     device: str = "auto"
@@ -84,6 +87,16 @@ class TrainConfig:
 
     #: Fields a resumed run may change: the others (``epochs`` too: it shapes the schedule) define the checkpoint.
     RESUMABLE = ("loader_workers", "progress", "device", "cache", "repository", "stop_after")
+
+    def __post_init__(self) -> None:
+        if self.detector not in DETECTORS:
+            raise TrainError(f"unknown detector {self.detector!r}; known: {', '.join(DETECTORS)}")
+        if self.backbone != "efficientnet-b4" and not self.backbone.startswith(hub.PREFIX):
+            raise TrainError(f"--backbone {self.backbone!r}: use efficientnet-b4 or hf:SOURCE")
+        if self.backbone.startswith(hub.PREFIX) and self.detector != "visual":
+            raise TrainError(f"--backbone {self.backbone}: only the visual detector can be a hub classifier")
+        if self.scheduler not in ("cosine", "constant"):
+            raise TrainError(f"--scheduler {self.scheduler!r}: use cosine or constant")
 
     @property
     def model_name(self) -> str:
@@ -148,9 +161,7 @@ class Samples(Dataset):
         return np.asarray(self.set.arrays[f][k]), int(self.set.labels[f])
 
 
-def _collate(detector: str):
-    to_input = S.TO_INPUT[detector]
-
+def _collate(to_input):
     def collate(batch: list[tuple[np.ndarray, int]]) -> tuple[torch.Tensor, torch.Tensor]:
         x = to_input(np.stack([b[0] for b in batch]))
         return torch.from_numpy(np.ascontiguousarray(x)), torch.tensor([b[1] for b in batch], dtype=torch.long)
@@ -169,7 +180,12 @@ def resolve_device(requested: str) -> torch.device:
 
 
 def build_model(config: TrainConfig, train_set: S.SampleSet) -> nn.Module:
-    """The served architecture, initialized as the specification says."""
+    """The served architecture, initialized as the specification says (or a hub classifier, ``--backbone hf:``)."""
+    if config.backbone.startswith(hub.PREFIX):
+        try:
+            return hub.load(config.backbone)
+        except hub.SourceError as error:
+            raise TrainError(str(error)) from None
     model = BUILDERS[config.model_name]()
     if isinstance(model, VisualDetector):
         _load_backbone(model, config.backbone_weights)
@@ -353,15 +369,16 @@ class Run:
         for problem in self.refused:
             log.warning("not trained on %s: %s", problem.path, problem.problem)
         self.train_data, self.val_data = Samples(self.sets["train"]), Samples(self.sets["val"])
-        self.collate = _collate(config.detector)
-        self.val_loader = DataLoader(
-            self.val_data, batch_size=config.batch_size, collate_fn=self.collate, num_workers=config.loader_workers
-        )
 
     def prepare_model(self) -> None:
         """The network, its optimizer, schedule, loss and (on CUDA) gradient scaler."""
         config, device = self.config, self.device
         model = build_model(config, self.sets["train"]).to(device)
+        # A hub classifier normalizes crops its own way (its processor's); the others as the server does for them.
+        self.collate = _collate(model.to_input if isinstance(model, hub.HubClassifier) else S.TO_INPUT[config.detector])
+        self.val_loader = DataLoader(
+            self.val_data, batch_size=config.batch_size, collate_fn=self.collate, num_workers=config.loader_workers
+        )
         if self.dist.world > 1:
             if device.type == "cuda":
                 model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
@@ -454,7 +471,10 @@ class Run:
         )
         if row["val_file_auc"] > self.best_auc:
             self.best_auc, self.best_epoch = row["val_file_auc"], row["epoch"]
-            _save_state_dict(self.bare, self.out / f"{self.name}.safetensors")
+            if isinstance(self.bare, hub.HubClassifier):
+                self.bare.save(self.out / hub.FOLDER)  # served with VISUAL_MODEL=OUT/visual_detector-hf
+            else:
+                _save_state_dict(self.bare, self.out / f"{self.name}.safetensors")
         _write_history(self.out, self.name, self.history)
         partial = self.state_path.with_suffix(".tmp")
         torch.save(
