@@ -305,6 +305,8 @@ class VideoResult(_ResultBase):
         source: what was analysed.
         threshold: the server's decision threshold (``FAKE_PROB >= threshold`` is fake), chosen by its
             operators on validation data; None from an older server. :meth:`is_fake` uses it by default.
+        frames_fake_prob: the frames' aggregate score as the fusion used it (the confident-frames
+            rule over the faces' scores); None when no frame had a face.
         distinct_frames: how many different frames the sampled ones are; fewer than
             ``len(frames)`` when the clip is shorter or its timestamps are broken (all
             zero), and the same picture was scored several times. None from an older server.
@@ -317,6 +319,7 @@ class VideoResult(_ResultBase):
         "frame_prob": DETECT_VIDEO.FRAME_FAKE_PROB.name,
         "frame_face": DETECT_VIDEO.FRAME_HAS_FACE.name,
         "audio": DETECT_VIDEO.AUDIO_FAKE_PROB.name,
+        "frames_score": DETECT_VIDEO.FRAMES_FAKE_PROB.name,
         "has_audio": DETECT_VIDEO.HAS_AUDIO.name,
         "fake_prob": DETECT_VIDEO.FAKE_PROB.name,
         "demo_weights": DETECT_VIDEO.DEMO_WEIGHTS.name,
@@ -335,6 +338,7 @@ class VideoResult(_ResultBase):
     source: str | None = None
     distinct_frames: int | None = None
     threshold: float | None = None
+    frames_fake_prob: float | None = None
 
     @classmethod
     def from_outputs(cls, outputs: Outputs, *, source: str | None = None) -> VideoResult:

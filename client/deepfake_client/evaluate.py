@@ -16,6 +16,12 @@ prints one JSON line with the fused score's headline figures. Accuracy is
 given at the threshold the server returns (``THRESHOLD``; ``--threshold``
 overrides it) and at 0.5.
 
+``--fit-fusion --repository DIR`` fits the weights of the image rule (visual,
+forensic) or the video rule (temporal, frames, audio) on the split's per-model
+scores with a logistic regression and writes them, normalized, with their
+provenance into the fusion model's config (run it on validation data, before
+``--calibrate``: the threshold depends on the weights).
+
 ``--calibrate RULE --repository DIR`` chooses the threshold on the evaluated
 split (run it on the validation split, never on the test split you report):
 ``eer``, ``fpr=0.01`` (the highest detection rate that flags at most 1% of
@@ -65,9 +71,8 @@ def scores_of(result: DetectionResult) -> dict[str, float]:
         scores["forensic"] = max(f.forensic_fake_prob for f in result.faces)
     elif isinstance(result, VideoResult):
         scores["temporal"] = result.temporal_fake_prob
-        faces = [f.fake_prob for f in result.frames if f.has_face]
-        if faces:
-            scores["frames"] = float(np.mean(faces))
+        if result.frames_fake_prob is not None:
+            scores["frames"] = result.frames_fake_prob
         if result.audio_fake_prob is not None:
             scores["audio"] = result.audio_fake_prob
     elif isinstance(result, AudioResult) and not result.audio_silent:
@@ -218,19 +223,82 @@ def calibrate(records: Sequence[dict[str, Any]], rule: str, data: str, split: st
     return {"threshold": value, "rule": rule, "media": media, "source": source, "figures": figures.as_dict()}
 
 
+#: The fused scores' parts and the config parameters of their weights, per kind of media.
+FUSION_PARTS = {
+    "image": (("visual", "visual_weight"), ("forensic", "forensic_weight")),
+    "video": (("temporal", "temporal_weight"), ("frames", "frame_weight"), ("audio", "audio_weight")),
+}
+
+
+def logistic_fit(x: np.ndarray, y: np.ndarray, l2: float = 1e-3, steps: int = 50) -> tuple[np.ndarray, float]:
+    """``(coefficients, intercept)`` of an L2-regularized logistic regression, by Newton's method."""
+    x = np.column_stack([np.asarray(x, np.float64), np.ones(len(x))])
+    w = np.zeros(x.shape[1])
+    penalty = np.diag([l2] * (x.shape[1] - 1) + [0.0])  # the intercept is not shrunk
+    for _ in range(steps):
+        p = 1 / (1 + np.exp(-(x @ w)))
+        gradient = x.T @ (p - y) / len(y) + penalty @ w
+        hessian = (x.T * (p * (1 - p))) @ x / len(y) + penalty
+        update = np.linalg.solve(hessian + 1e-9 * np.eye(len(w)), gradient)
+        w -= update
+        if np.max(np.abs(update)) < 1e-10:
+            break
+    return w[:-1], float(w[-1])
+
+
+def fit_fusion(records: Sequence[dict[str, Any]], media: str) -> dict[str, Any]:
+    """Fusion weights for ``media`` fitted on the records' per-model scores (logistic regression).
+
+    The served rule is a weighted mean of the parts, so the fitted coefficients
+    are clipped at 0 and normalized to sum to 1: the ratio the regression found
+    between the parts, in the form the server applies. Only files where every
+    part scored are used.
+
+    Raises:
+        ValueError: no such rule for ``media``, one class missing, or no part with a positive weight.
+    """
+    if media not in FUSION_PARTS:
+        raise ValueError(f"--fit-fusion: {media} has no fusion weights to fit (image and video do)")
+    parts = FUSION_PARTS[media]
+    rows = [r for r in records if r["status"] == "ok" and r["media"] == media]
+    rows = [r for r in rows if all(part in r["scores"] for part, _ in parts)]
+    labels = np.array([r["label"] for r in rows], np.float64)
+    if len(set(labels.tolist())) < 2:
+        raise ValueError(f"--fit-fusion: needs real and fake {media} files scored by every part; got {len(rows)}")
+    x = np.array([[r["scores"][part] for part, _ in parts] for r in rows])
+    coefficients, _ = logistic_fit(x, labels)
+    clipped = np.clip(coefficients, 0, None)
+    if clipped.sum() <= 0 or (media == "video" and clipped[0] <= 0):
+        raise ValueError(
+            f"--fit-fusion: the fitted coefficients {coefficients.round(4).tolist()} give no usable weights"
+        )
+    weights = clipped / clipped.sum()
+    return {
+        "media": media,
+        "weights": {key: round(float(w), 6) for (_, key), w in zip(parts, weights, strict=True)},
+        "coefficients": coefficients.tolist(),
+        "files": len(rows),
+    }
+
+
 _PARAMETER = r'(\{{ key: "{key}", value: \{{ string_value: )"[^"]*"( \}} \}})'
 
 
 def write_threshold(config: Path, value: float, source: str) -> None:
-    """Set the ``threshold`` and ``threshold_source`` parameters of a hand-written ``config.pbtxt`` in place.
+    """Set the ``threshold`` and ``threshold_source`` parameters of a hand-written ``config.pbtxt`` in place."""
+    write_parameters(config, {"threshold": repr(float(value)), "threshold_source": source})
 
-    Only those two lines change, so the file keeps its comments.
+
+def write_parameters(config: Path, values: dict[str, str]) -> None:
+    """Set string parameters of a hand-written ``config.pbtxt`` in place.
+
+    Only those lines change, so the file keeps its comments.
 
     Raises:
-        ValueError: the config has not exactly one line for each.
+        ValueError: the config has not exactly one line for a parameter.
     """
     text = config.read_text()
-    for key, new in (("threshold", repr(float(value))), ("threshold_source", source.replace('"', "'"))):
+    for key, new in ((k, v.replace('"', "'")) for k, v in values.items()):
         text, count = re.subn(_PARAMETER.format(key=key), lambda m, new=new: f'{m.group(1)}"{new}"{m.group(2)}', text)
         if count != 1:
             raise ValueError(f'{config}: expected one {{ key: "{key}", ... }} parameter line, found {count}')
@@ -339,7 +407,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--threshold", type=float, help="the decision threshold reported (default: the server's)")
     parser.add_argument("--calibrate", metavar="RULE", help="choose the threshold here: eer, fpr=0.01, tpr=0.95, ...")
     parser.add_argument(
-        "--repository", type=Path, help="with --calibrate: the model repository whose fusion config to write"
+        "--fit-fusion",
+        action="store_true",
+        help="fit the image (visual/forensic) or video (temporal/frames/audio) fusion weights here",
+    )
+    parser.add_argument(
+        "--repository", type=Path, help="with --calibrate/--fit-fusion: the model repository whose configs to write"
     )
     parser.add_argument("--seed", type=int, default=0, help="the split seed, where the layout has no split")
     parser.add_argument(
@@ -355,8 +428,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the evaluation; exit 2 with one line when the dataset or the server cannot be used."""
     parser = _parser()
     args = parser.parse_args(argv)
-    if args.calibrate and args.repository is None:
-        parser.error("--calibrate needs --repository (where the fusion models' configs are)")
+    if (args.calibrate or args.fit_fusion) and args.repository is None:
+        parser.error("--calibrate and --fit-fusion need --repository (where the fusion models' configs are)")
     try:
         items = load_dataset(
             args.data,
@@ -394,7 +467,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(json.dumps(headline(figures)))
     if not figures["file_level"].get("fused"):
         return EXIT_ERROR
+    if args.fit_fusion and _fit_fusion(args, records) != EXIT_OK:
+        return EXIT_ERROR
     return _calibrate(args, records) if args.calibrate else EXIT_OK
+
+
+def _fit_fusion(args: argparse.Namespace, records: Sequence[dict[str, Any]]) -> int:
+    fitted = []
+    try:
+        for media in sorted({r["media"] for r in records if r["status"] == "ok"} & set(FUSION_PARTS)):
+            fit = fit_fusion(records, media)
+            source = f"logistic regression on {args.data} ({args.split}: {fit['files']} files), deepfake-eval"
+            values = {key: repr(w) for key, w in fit["weights"].items()}
+            write_parameters(
+                args.repository / FUSION_MODELS[media] / "config.pbtxt", {**values, "fusion_source": source}
+            )
+            fitted.append(fit)
+    except (ValueError, OSError) as error:
+        print(f"deepfake-eval: {error}", file=sys.stderr)
+        return EXIT_ERROR
+    if not fitted:
+        print("deepfake-eval: --fit-fusion: no image or video files scored", file=sys.stderr)
+        return EXIT_ERROR
+    (args.out / "fusion.json").write_text(json.dumps(fitted, indent=2) + "\n")
+    for fit in fitted:
+        print(
+            f"deepfake-eval: {FUSION_MODELS[fit['media']]} weights {fit['weights']}; restart the server",
+            file=sys.stderr,
+        )
+    return EXIT_OK
 
 
 def _calibrate(args: argparse.Namespace, records: Sequence[dict[str, Any]]) -> int:
