@@ -36,6 +36,7 @@ _HELP = {
     "cache": "where extracted samples are kept (default OUT/cache)",
     "repository": "model repository whose face_detector ONNX files crop the faces",
     "progress": "progress bars (--no-progress for logs only)",
+    "precise_bn_batches": "training batches BatchNorm statistics are re-estimated on before each validation (0: off)",
     "stop_after": "stop after this epoch; --resume continues (the schedule still spans --epochs)",
 }
 

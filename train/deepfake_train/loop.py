@@ -84,6 +84,8 @@ class TrainConfig:
     progress: bool = True
     #: Stop after this epoch (the schedule still spans ``epochs``); ``--resume`` continues. For time-sliced GPUs.
     stop_after: int | None = None
+    #: Training batches BatchNorm statistics are re-estimated on before each validation (0: off).
+    precise_bn_batches: int = 50
 
     #: Fields a resumed run may change: the others (``epochs`` too: it shapes the schedule) define the checkpoint.
     RESUMABLE = ("loader_workers", "progress", "device", "cache", "repository", "stop_after")
@@ -452,10 +454,52 @@ class Run:
         lr = self.optimizer.param_groups[0]["lr"]
         self.scheduler.step()
         if self.dist.main:
+            self._precise_bn(epoch)
             row = {"epoch": epoch + 1, "train_loss": total_loss / max(seen, 1), "lr": lr, "samples_per_s": rate}
             row.update(_evaluate(self.bare, self.val_data, self.val_loader, device, self.criterion))
             self._record(row)
         self.dist.barrier()
+
+    def _precise_bn(self, epoch: int) -> None:
+        """Re-estimate BatchNorm's running statistics for the weights as they are now.
+
+        Running averages with momentum 0.1 (EfficientNet's 0.01) trail the
+        weights; after a few hundred steps, or a few, they describe a network
+        that no longer exists, and evaluation (which uses them) scores every
+        input alike. One pass over training batches with a cumulative average
+        fixes that before validating and saving (the "precise BN" of
+        detection and video-classification training). Rank 0's statistics
+        reach the other ranks with DDP's buffer broadcast at the next step.
+        """
+        norms = [m for m in self.bare.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        if not norms or self.config.precise_bn_batches <= 0:
+            return
+        momenta = [m.momentum for m in norms]
+        self.bare.eval()  # dropout off: only the norms see training-mode batches
+        for m in norms:
+            m.reset_running_stats()
+            m.momentum = None  # a cumulative average over the pass
+            m.train()
+        data = self.train_data
+        generator = torch.Generator().manual_seed(self.config.seed + epoch + 1)
+        drop_last = len(data) % self.config.batch_size == 1
+        loader = DataLoader(
+            data,
+            self.config.batch_size,
+            shuffle=True,
+            generator=generator,
+            collate_fn=self.collate,
+            drop_last=drop_last,
+        )
+        with torch.no_grad():
+            for i, (x, _) in enumerate(loader):
+                if i >= self.config.precise_bn_batches:
+                    break
+                with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp):
+                    self.bare(x.to(self.device))
+        for m, momentum in zip(norms, momenta, strict=True):
+            m.momentum = momentum
+        self.model.train()
 
     def _record(self, row: dict[str, Any]) -> None:
         self.history.append(row)
