@@ -61,3 +61,44 @@ def test_parameters_are_rewritten_in_place_keeping_the_comments(tmp_path) -> Non
     assert "# The decision threshold" in config.read_text()
     with pytest.raises(ValueError, match='expected one { key: "no_such_key", ... } parameter line, found 0'):
         write_parameters(config, {"no_such_key": "1"})
+
+
+def test_the_report_gives_file_frame_and_video_figures_and_lists_what_was_refused() -> None:
+    from deepfake_client.evaluate import headline, report
+    from deepfake_client.metrics import summarize, video_scores
+
+    rng = np.random.default_rng(2)
+    records = []
+    for i in range(20):
+        label = i % 2
+        frames = np.clip(label * 0.4 + rng.uniform(0, 0.6, 16), 0, 1).tolist()
+        records.append(
+            {
+                "path": f"v{i}.mp4",
+                "label": label,
+                "status": "ok",
+                "media": "video",
+                "threshold": 0.4,
+                "scores": {"fused": float(np.mean(frames)), "temporal": float(rng.uniform()), "frames": frames[0]},
+                "frames": frames,
+            }
+        )
+    records.append({"path": "bad.mp4", "label": 1, "status": "refused", "media": "video", "error": "VIDEO: no video"})
+    figures = report(records)
+    assert figures["threshold"] == 0.4, "the server's threshold"
+    assert figures["files"] == 21 and figures["scored"] == 20
+    assert figures["refused"] == [{"path": "bad.mp4", "error": "VIDEO: no video"}]
+    ok = records[:-1]
+    labels = [r["label"] for r in ok]
+    assert figures["file_level"]["fused"]["auc"] == summarize(labels, [r["scores"]["fused"] for r in ok]).auc
+    assert set(figures["file_level"]) == {"fused", "frames", "temporal"}
+    frame_labels = [r["label"] for r in ok for _ in r["frames"]]
+    frame_scores = [s for r in ok for s in r["frames"]]
+    assert figures["frame_level"]["auc"] == pytest.approx(summarize(frame_labels, frame_scores).auc)
+    _, video_labels, means = video_scores([r["path"] for r in ok for _ in r["frames"]], frame_labels, frame_scores)
+    assert figures["video_level"]["auc"] == pytest.approx(summarize(video_labels, means).auc)
+    assert (
+        figures["file_level"]["fused"]["accuracy"]
+        == summarize(labels, [r["scores"]["fused"] for r in ok], 0.4).accuracy
+    )
+    assert headline(figures)["n_real"] == 10 and headline(figures)["threshold"] == 0.4
