@@ -34,6 +34,7 @@ import numpy as np
 import deepfake_serving
 from deepfake_client.datasets import Item
 from deepfake_contract.limits import MAX_FACES_PER_FRAME
+from deepfake_export.weights import sha256_file
 from deepfake_serving import audio as A
 from deepfake_serving.audio_pipeline import LOG_MEL, windows_from_samples
 from deepfake_serving.errors import RequestError
@@ -73,15 +74,6 @@ def serving_fingerprint() -> str:
     for name in _SERVING_SOURCES:
         digest.update((package / name).read_bytes())
     return digest.hexdigest()[:12]
-
-
-def file_sha256(path: Path) -> str:
-    """Hex SHA-256 of a file's bytes (the cache key: a renamed file is not decoded again)."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class Extractor:
@@ -183,7 +175,7 @@ def build(
     for item in progress(items):
         if item.media not in wanted:
             continue
-        target = folder / f"{file_sha256(item.path)[:32]}.npy"
+        target = folder / f"{sha256_file(item.path)[:32]}.npy"
         if not target.is_file():
             try:
                 samples = extractor(item.path.read_bytes(), item.media)
