@@ -24,8 +24,11 @@ from deepfake_client._results import (
     DetectionResult,
     Face,
     ImageResult,
+    VideoFace,
     VideoFrame,
     VideoResult,
+    VideoSegment,
+    VideoTrack,
 )
 from deepfake_client._sniff import MediaKind, Sniffed, sniff
 
@@ -50,8 +53,11 @@ __all__ = [
     "TlsOptions",
     "UnavailableError",
     "UnsupportedMediaError",
+    "VideoFace",
     "VideoFrame",
     "VideoResult",
+    "VideoSegment",
+    "VideoTrack",
     "sniff",
 ]
 

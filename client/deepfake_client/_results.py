@@ -25,6 +25,9 @@ __all__ = [
     "AudioWindow",
     "AudioResult",
     "VideoFrame",
+    "VideoSegment",
+    "VideoFace",
+    "VideoTrack",
     "VideoResult",
     "DetectionResult",
 ]
@@ -199,11 +202,18 @@ class AudioWindow:
 
     Attributes:
         start_s: where the window starts, in seconds from the start of the file.
-        fake_prob: the audio detector's probability that this window is synthetic.
+        fake_prob: the audio detector's probability that this window is synthetic;
+            -1 for a silent window (not scored) in a video's audio timeline.
+        silent: the window is near-silence and left out of the verdict.
     """
 
     start_s: float
     fake_prob: float
+    silent: bool = False
+
+
+def _windows(starts: np.ndarray, probs: np.ndarray, silent: np.ndarray) -> tuple[AudioWindow, ...]:
+    return tuple(AudioWindow(float(t), float(p), bool(q)) for t, p, q in zip(starts, probs, silent, strict=True))
 
 
 @dataclass(frozen=True)
@@ -227,6 +237,7 @@ class AudioResult(_ResultBase):
     OUTPUTS: ClassVar[dict[str, str]] = {
         "window_prob": DETECT_AUDIO.WINDOW_FAKE_PROB.name,
         "window_start": DETECT_AUDIO.WINDOW_START_S.name,
+        "window_silent": DETECT_AUDIO.WINDOW_SILENT.name,
         "fake_prob": DETECT_AUDIO.FAKE_PROB.name,
         "duration_s": DETECT_AUDIO.DURATION_S.name,
         "audio_silent": DETECT_AUDIO.AUDIO_SILENT.name,
@@ -263,9 +274,10 @@ class AudioResult(_ResultBase):
         outputs = with_current_names(DETECT_AUDIO.name, outputs)
         probs = _flat(outputs, names["window_prob"])
         starts = _flat(outputs, names["window_start"]) if names["window_start"] in outputs else np.zeros(len(probs))
+        silent = _flat(outputs, names["window_silent"]) if names["window_silent"] in outputs else np.zeros(len(probs))
         return cls(
             fake_prob=float(_scalar(outputs, names["fake_prob"])),
-            windows=tuple(AudioWindow(float(s), float(p)) for s, p in zip(starts, probs, strict=True)),
+            windows=_windows(starts, probs, silent),
             duration_s=float(_scalar(outputs, names["duration_s"], 0.0)),
             audio_silent=bool(_scalar(outputs, names["audio_silent"], False)),
             demo_weights=bool(_scalar(outputs, names["demo_weights"], False)),
@@ -291,13 +303,64 @@ class VideoFrame:
 
 
 @dataclass(frozen=True)
+class VideoSegment:
+    """One segment clip the temporal analyzer scored.
+
+    Attributes:
+        start_s: where the clip starts, in seconds.
+        end_s: where it ends.
+        fake_prob: the temporal analyzer's probability that this stretch is fake.
+    """
+
+    start_s: float
+    end_s: float
+    fake_prob: float
+
+
+@dataclass(frozen=True)
+class VideoFace:
+    """One face found on the frame timeline.
+
+    Attributes:
+        frame: its frame, an index into :attr:`VideoResult.frames`.
+        track: its person, an index into :attr:`VideoResult.tracks`.
+        box: (x1, y1, x2, y2) in pixels of the upright frame.
+        fake_prob: the visual detector's probability that the face is fake.
+    """
+
+    frame: int
+    track: int
+    box: tuple[float, float, float, float]
+    fake_prob: float
+
+
+@dataclass(frozen=True)
+class VideoTrack:
+    """One person: faces linked across the timeline.
+
+    Attributes:
+        start_s: when the person is first seen, in seconds.
+        end_s: when last seen.
+        faces: how many of the timeline's frames show them.
+        fake_prob: the person's score (the confident-frames rule over their faces).
+        judged: seen in enough frames to judge; only judged tracks enter the verdict.
+    """
+
+    start_s: float
+    end_s: float
+    faces: int
+    fake_prob: float
+    judged: bool = True
+
+
+@dataclass(frozen=True)
 class VideoResult(_ResultBase):
     """The ``detect_video`` verdict.
 
     Attributes:
         fake_prob: the video's fused probability of being fake (picture and sound).
-        temporal_fake_prob: the temporal model's probability over the frame sequence.
-        frames: the sampled frames, in time order.
+        temporal_fake_prob: the temporal model's probability over the specification's 16 frames.
+        frames: the timeline's frames, in time order (at the server's frame rate; at least 16).
         has_audio: whether the file had a sound track that was analysed.
         audio_fake_prob: the sound track's probability of being synthetic, None without sound.
         demo_weights: True when the server runs untrained demo weights.
@@ -305,11 +368,16 @@ class VideoResult(_ResultBase):
         source: what was analysed.
         threshold: the server's decision threshold (``FAKE_PROB >= threshold`` is fake), chosen by its
             operators on validation data; None from an older server. :meth:`is_fake` uses it by default.
-        frames_fake_prob: the frames' aggregate score as the fusion used it (the confident-frames
-            rule over the faces' scores); None when no frame had a face.
-        distinct_frames: how many different frames the sampled ones are; fewer than
-            ``len(frames)`` when the clip is shorter or its timestamps are broken (all
-            zero), and the same picture was scored several times. None from an older server.
+        frames_fake_prob: the faces' score as the fusion used it: the most suspicious judged
+            person's; None when nobody was seen long enough to judge.
+        distinct_frames: how many different frames the temporal model's 16 are; fewer when the
+            clip is shorter or its timestamps are broken (all zero), and the same picture was
+            scored several times. None from an older server.
+        segments: the segment clips across the whole video, in time order (empty from an older server).
+        faces: every face on the timeline, in time order.
+        tracks: every person, in order of first appearance.
+        audio_windows: the sound track's windows, in time order (empty without sound).
+        coverage_reduced: the server thinned the timeline and segments to bound its decoding work.
     """
 
     kind: ClassVar[str] = "video"
@@ -326,6 +394,22 @@ class VideoResult(_ResultBase):
         "demo_models": DETECT_VIDEO.DEMO_MODELS.name,
         "threshold": DETECT_VIDEO.THRESHOLD.name,
         "distinct_frames": DETECT_VIDEO.DISTINCT_FRAMES.name,
+        "segment_start": DETECT_VIDEO.SEGMENT_START_S.name,
+        "segment_end": DETECT_VIDEO.SEGMENT_END_S.name,
+        "segment_prob": DETECT_VIDEO.SEGMENT_FAKE_PROB.name,
+        "face_frame": DETECT_VIDEO.FACE_FRAME.name,
+        "face_track": DETECT_VIDEO.FACE_TRACK.name,
+        "face_boxes": DETECT_VIDEO.FACE_BOXES.name,
+        "face_prob": DETECT_VIDEO.FACE_FAKE_PROB.name,
+        "track_prob": DETECT_VIDEO.TRACK_FAKE_PROB.name,
+        "track_start": DETECT_VIDEO.TRACK_START_S.name,
+        "track_end": DETECT_VIDEO.TRACK_END_S.name,
+        "track_faces": DETECT_VIDEO.TRACK_FACES.name,
+        "track_judged": DETECT_VIDEO.TRACK_JUDGED.name,
+        "window_start": DETECT_VIDEO.AUDIO_WINDOW_START_S.name,
+        "window_prob": DETECT_VIDEO.AUDIO_WINDOW_FAKE_PROB.name,
+        "window_silent": DETECT_VIDEO.AUDIO_WINDOW_SILENT.name,
+        "coverage_reduced": DETECT_VIDEO.COVERAGE_REDUCED.name,
     }
 
     fake_prob: float
@@ -339,6 +423,21 @@ class VideoResult(_ResultBase):
     distinct_frames: int | None = None
     threshold: float | None = None
     frames_fake_prob: float | None = None
+    segments: tuple[VideoSegment, ...] = ()
+    faces: tuple[VideoFace, ...] = ()
+    tracks: tuple[VideoTrack, ...] = ()
+    audio_windows: tuple[AudioWindow, ...] = ()
+    coverage_reduced: bool = False
+
+    @property
+    def people(self) -> int:
+        """How many people were seen long enough to judge (judged tracks)."""
+        return sum(track.judged for track in self.tracks)
+
+    @property
+    def most_suspicious_segment(self) -> VideoSegment | None:
+        """The segment with the highest fake probability; None from an older server."""
+        return max(self.segments, key=lambda segment: segment.fake_prob, default=None)
 
     @classmethod
     def from_outputs(cls, outputs: Outputs, *, source: str | None = None) -> VideoResult:
@@ -349,6 +448,13 @@ class VideoResult(_ResultBase):
         times = _flat(outputs, names["frame_time"]) if names["frame_time"] in outputs else np.zeros(len(probs))
         faces = _flat(outputs, names["frame_face"]) if names["frame_face"] in outputs else np.ones(len(probs), bool)
         has_audio = bool(_scalar(outputs, names["has_audio"], False))
+        frames_score = float(_scalar(outputs, names["frames_score"], -1.0))
+
+        def column(key: str) -> np.ndarray:
+            # Outputs added in 0.4.0: an older server has none of them.
+            return _flat(outputs, names[key]) if names[key] in outputs else np.empty(0)
+
+        boxes = np.asarray(outputs[names["face_boxes"]]).reshape(-1, 4) if names["face_boxes"] in outputs else ()
         return cls(
             fake_prob=float(_scalar(outputs, names["fake_prob"])),
             temporal_fake_prob=float(_scalar(outputs, names["temporal"], float("nan"))),
@@ -365,6 +471,30 @@ class VideoResult(_ResultBase):
             distinct_frames=int(_scalar(outputs, names["distinct_frames"]))
             if names["distinct_frames"] in outputs
             else None,
+            frames_fake_prob=frames_score if frames_score >= 0 else None,
+            segments=tuple(
+                VideoSegment(float(s), float(e), float(p))
+                for s, e, p in zip(column("segment_start"), column("segment_end"), column("segment_prob"), strict=True)
+            ),
+            faces=tuple(
+                VideoFace(int(f), int(t), tuple(float(v) for v in b), float(p))  # type: ignore[arg-type]
+                for f, t, b, p in zip(
+                    column("face_frame"), column("face_track"), boxes, column("face_prob"), strict=True
+                )
+            ),
+            tracks=tuple(
+                VideoTrack(float(s), float(e), int(n), float(p), bool(j))
+                for s, e, n, p, j in zip(
+                    column("track_start"),
+                    column("track_end"),
+                    column("track_faces"),
+                    column("track_prob"),
+                    column("track_judged"),
+                    strict=True,
+                )
+            ),
+            audio_windows=_windows(column("window_start"), column("window_prob"), column("window_silent")),
+            coverage_reduced=bool(_scalar(outputs, names["coverage_reduced"], False)),
         )
 
 

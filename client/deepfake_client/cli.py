@@ -23,6 +23,7 @@ from deepfake_client._common import DEFAULT_PORTS, RetryPolicy
 from deepfake_client._errors import DeepfakeClientError
 from deepfake_client._results import AudioResult, DetectionResult, ImageResult, VideoResult
 from deepfake_client._sniff import SNIFF_BYTES, sniff
+from deepfake_contract.limits import VIDEO_FRAMES
 
 __all__ = ["main", "EXIT_REAL", "EXIT_FAKE", "EXIT_ERROR"]
 
@@ -102,15 +103,27 @@ def _summary(result: DetectionResult) -> str:
     if isinstance(result, AudioResult):
         return "silent" if result.audio_silent else f"{len(result.windows)} window(s), {result.duration_s:.1f}s"
     if isinstance(result, VideoResult):
-        faces = sum(f.has_face for f in result.frames)
-        audio = f", audio {result.audio_fake_prob:.3f}" if result.audio_fake_prob is not None else ", no audio"
-        repeated = (
-            f", only {result.distinct_frames} distinct frame(s)"
-            if result.distinct_frames is not None and result.distinct_frames < len(result.frames)
-            else ""
-        )
-        return f"{faces}/{len(result.frames)} frames with faces{audio}{repeated}"
+        return _video_summary(result)
     return ""
+
+
+def _video_summary(result: VideoResult) -> str:
+    """People, the most suspicious segment, faces on the timeline, audio, and anything degenerate."""
+    parts = []
+    if result.tracks:
+        unjudged = len(result.tracks) - result.people
+        parts.append(f"{result.people} person(s)" + (f" (+{unjudged} seen too briefly to judge)" if unjudged else ""))
+    segment = result.most_suspicious_segment
+    if segment is not None:
+        parts.append(f"most suspicious {segment.start_s:.1f}-{segment.end_s:.1f}s ({segment.fake_prob:.3f})")
+    faces = sum(f.has_face for f in result.frames)
+    parts.append(f"{faces}/{len(result.frames)} frames with faces")
+    parts.append(f"audio {result.audio_fake_prob:.3f}" if result.audio_fake_prob is not None else "no audio")
+    if result.distinct_frames is not None and result.distinct_frames < VIDEO_FRAMES:
+        parts.append(f"only {result.distinct_frames} distinct frame(s)")
+    if result.coverage_reduced:
+        parts.append("coverage thinned (decode limit)")
+    return ", ".join(parts)
 
 
 class _Progress:

@@ -212,42 +212,93 @@ DETECT_AUDIO = ModelSpec(
 
 # -- detect_video ------------------------------------------------------------------
 
-_FRAMES = (L.VIDEO_FRAMES,)
+_TIMELINE = (-1,)
 DETECT_VIDEO = ModelSpec(
     name=L.VIDEO.model,
     inputs=(_encoded(L.VIDEO.input, "video"),),
     outputs=(
-        TensorSpec("TEMPORAL_FAKE_PROB", (1,), meaning="temporal_analyzer's fake probability over the 16 frames"),
-        TensorSpec("FRAME_TIME_S", _FRAMES, meaning="each sampled frame's timestamp, in seconds"),
-        TensorSpec("FRAME_FAKE_PROB", _FRAMES, meaning="each frame's most suspicious face; -1 without a face"),
-        TensorSpec("FRAME_HAS_FACE", _FRAMES, "BOOL", "whether a face was found in the frame"),
-        TensorSpec("FRAME_FACE_COUNT", _FRAMES, "INT32", "faces scored in the frame"),
-        TensorSpec("FRAMES_FAKE_PROB", (1,), meaning="the frames' aggregate score; -1 when no frame had a face"),
+        TensorSpec(
+            "TEMPORAL_FAKE_PROB",
+            (1,),
+            meaning="temporal_analyzer's fake probability over the specification's 16 frames across the whole video",
+        ),
+        TensorSpec(
+            "FRAME_TIME_S",
+            _TIMELINE,
+            meaning="each timeline frame's timestamp, in seconds: frames every 1/frame_rate_hz s,"
+            " at least 16, at most max_frames",
+        ),
+        TensorSpec("FRAME_FAKE_PROB", _TIMELINE, meaning="each frame's most suspicious face; -1 without a face"),
+        TensorSpec("FRAME_HAS_FACE", _TIMELINE, "BOOL", "whether a face was found in the frame"),
+        TensorSpec("FRAME_FACE_COUNT", _TIMELINE, "INT32", "faces scored in the frame"),
+        TensorSpec(
+            "FRAMES_FAKE_PROB",
+            (1,),
+            meaning="the faces' score: the most suspicious judged track's TRACK_FAKE_PROB; -1 when no track is judged",
+        ),
         TensorSpec("AUDIO_FAKE_PROB", (1,), meaning="the sound track's score; -1 without sound or when all silent"),
         TensorSpec("HAS_AUDIO", (1,), "BOOL", "whether the file has a decodable sound track"),
         _AUDIO_SILENT,
         FAKE_PROB,
         DEMO_WEIGHTS,
         TensorSpec(
-            "DISTINCT_FRAMES", (1,), "INT32", "how many different frames the 16 are (fewer for short or broken clips)"
+            "DISTINCT_FRAMES",
+            (1,),
+            "INT32",
+            "how many different frames the specification's 16 are (fewer for short or broken clips)",
         ),
         DEMO_MODELS,
         THRESHOLD,
+        TensorSpec("SEGMENT_START_S", (-1,), meaning="where each segment clip starts, in seconds"),
+        TensorSpec("SEGMENT_END_S", (-1,), meaning="where it ends: 16 frames at segment_frame_rate_hz later"),
+        TensorSpec("SEGMENT_FAKE_PROB", (-1,), meaning="temporal_analyzer's fake probability for each segment clip"),
+        TensorSpec("FACE_FRAME", (-1,), "INT32", "each face's frame: an index into FRAME_TIME_S"),
+        TensorSpec("FACE_TRACK", (-1,), "INT32", "each face's track (person): an index into the TRACK_ outputs"),
+        replace(_FACE_BOXES, meaning="x1, y1, x2, y2 of each face in pixels of the upright frame"),
+        TensorSpec("FACE_FAKE_PROB", (-1,), meaning="visual_detector's fake probability for each face"),
+        TensorSpec("TRACK_FAKE_PROB", (-1,), meaning="each track's score: the confident-frames rule over its faces"),
+        TensorSpec("TRACK_START_S", (-1,), meaning="the time of each track's first face, in seconds"),
+        TensorSpec("TRACK_END_S", (-1,), meaning="the time of each track's last face, in seconds"),
+        TensorSpec("TRACK_FACES", (-1,), "INT32", "faces in each track"),
+        TensorSpec(
+            "TRACK_JUDGED",
+            (-1,),
+            "BOOL",
+            "tracks with at least track_min_faces faces; only these enter FRAMES_FAKE_PROB",
+        ),
+        replace(_WINDOW_START_S, name="AUDIO_WINDOW_START_S"),
+        replace(_WINDOW_FAKE_PROB, name="AUDIO_WINDOW_FAKE_PROB", meaning=_WINDOW_FAKE_PROB.meaning + "; -1 if silent"),
+        replace(_WINDOW_SILENT, name="AUDIO_WINDOW_SILENT"),
+        TensorSpec(
+            "COVERAGE_REDUCED",
+            (1,),
+            "BOOL",
+            "true when the timeline and segments were thinned to keep the decoding within max_decode_pixels",
+        ),
     ),
     max_batch_size=0,
-    description="temporal, per-frame, audio and fused scores of one video",
+    description="temporal, per-segment, per-frame, per-person, audio and fused scores of one video",
     limits={
         "max_bytes": L.VIDEO.max_bytes,
         "max_duration_s": L.MAX_VIDEO_S,
-        # 16 sampled 4K RGB frames are ~400 MB.
+        # A full-resolution frame is held one at a time; 4K RGB is ~25 MB.
         "max_pixels": L.MAX_FRAME_PIXELS,
         "max_faces_per_frame": L.MAX_FACES_PER_FRAME,
         # Frames decoded x pixels per frame: about 1,200 4K or 4,800 1080p
         # frames, about 10 CPU seconds at the reported 2.7 ms per 4K frame of
-        # one-keyframe H.264 (estimated).
+        # one-keyframe H.264 (estimated). Past it the timeline and segments
+        # are thinned (COVERAGE_REDUCED); only the 16 frames not fitting is refused.
         "max_decode_pixels": 10_000_000_000,
         "max_native_samples": 57_600_000,
-        "max_cpu_s": 20,
+        # The frames looked at (deepfake_serving.video_plan has the costs behind them):
+        # MTCNN + the visual detector run on max_frames frames at most,
+        # the temporal analyzer on 1 + max_segments clips at most.
+        "frame_rate_hz": 2,
+        "max_frames": 240,
+        "segment_stride_s": 4,
+        "segment_frame_rate_hz": 4,
+        "max_segments": 16,
+        "max_cpu_s": 60,
     },
 )
 

@@ -15,8 +15,14 @@ Here PyAV decodes straight to RGB from an in-memory buffer, and:
   keyframe before it (keyframe positions are known from the packet pass) and
   decode forward, unless the decoder is already between that keyframe and the
   target, in which case it just keeps going. Cost is about
-  ``16 * GOP length`` frames, bounded by the whole clip. If the demuxer
-  cannot seek, decoding falls back to one pass from the start.
+  ``16 * GOP length`` frames, bounded by the whole clip. When the targets are
+  dense (``detect_video``'s timeline and segment clips), one pass from the
+  start costs less than the seeks, and the packet index decides which
+  (:func:`prefer_linear`). If the demuxer cannot seek, decoding falls back to
+  one pass from the start.
+* Frames are yielded one at a time (:class:`VideoReader`), so a caller that
+  keeps only what it needs (faces, 224x224 copies) holds one full-resolution
+  frame at a time, however many it samples.
 * Limits (bytes; resolution from the stream header before decoding and again
   per frame; duration from the header and from packet timestamps) raise
   :class:`RequestError`. So does the decoding work itself, computed from the
@@ -40,6 +46,7 @@ import functools
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import av
 import cv2
@@ -69,6 +76,9 @@ DEFAULT_THREADS = 2
 DEFAULT_MAX_DECODE_PIXELS = int(DETECT_VIDEO.limits["max_decode_pixels"])
 # Above this rate a "video" is more likely a decompression bomb than footage.
 _MAX_FPS = 300.0
+#: What one seek costs, in decoded frames: flushing and refilling the decoder (measured
+#: order of magnitude for H.264 with frame threads); only decides seek vs. one pass.
+SEEK_COST_FRAMES = 4
 
 SUPPORTED_VIDEO = VIDEO.formats
 
@@ -115,23 +125,43 @@ def sample_indices(total_frames: int, num_frames: int = NUM_FRAMES) -> np.ndarra
 def frames_to_decode(pts_all: list[int], key_pts: list[int], targets: list[int], linear: bool) -> int:
     """How many frames the sampler decodes to reach ``targets`` (sorted), from the packet index alone.
 
-    Mirrors :func:`_collect_frames`: a target is reached by decoding on from
+    Mirrors :func:`_iter_targets`: a target is reached by decoding on from
     the current position when its keyframe is not past it, else by seeking to
     the keyframe at or before it; ``linear`` decodes from the start.
     """
+    return _decode_cost(pts_all, key_pts, targets, linear)[0]
+
+
+def _decode_cost(pts_all: list[int], key_pts: list[int], targets: list[int], linear: bool) -> tuple[int, int]:
+    """``(frames decoded, seeks)`` to reach ``targets`` (sorted); see :func:`frames_to_decode`."""
     if linear:
-        return bisect.bisect_right(pts_all, targets[-1])
-    frames, position = 0, None
+        return bisect.bisect_right(pts_all, targets[-1]), 0
+    frames, seeks, position = 0, 0, None
     for target in targets:
         k = bisect.bisect_right(key_pts, target) - 1
         key = key_pts[k] if k >= 0 else pts_all[0]
         start = position if position is not None and key <= position < target else None
         if start is None:
             frames += bisect.bisect_right(pts_all, target) - bisect.bisect_left(pts_all, key)
+            seeks += 1
         else:
             frames += bisect.bisect_right(pts_all, target) - bisect.bisect_right(pts_all, start)
         position = target
-    return frames
+    return frames, seeks
+
+
+def prefer_linear(pts_all: list[int], key_pts: list[int], targets: list[int]) -> bool:
+    """Whether one pass from the start is cheaper than seeking, from the sampling density.
+
+    A seek flushes the demuxer and the decoder (and, with frame threading,
+    refills its pipeline), which costs about :data:`SEEK_COST_FRAMES` decoded
+    frames. Sparse targets in a long file (16 frames of a 10-minute video)
+    are cheaper by seeking; dense ones (a frame every half second, clips at
+    4 Hz) are cheaper decoded forward.
+    """
+    seek_frames, seeks = _decode_cost(pts_all, key_pts, targets, linear=False)
+    linear_frames, _ = _decode_cost(pts_all, key_pts, targets, linear=True)
+    return linear_frames <= seek_frames + SEEK_COST_FRAMES * seeks
 
 
 @dataclass(frozen=True)
@@ -309,6 +339,7 @@ class _FrameDecoder:
         self._input_name = input_name
         self.linear = linear
         self.decoded = 0  # frames the decoder produced
+        self.ended = False  # the last decode run reached the end of the stream
         self.position: int | None = None  # pts of the last decoded frame
         self.last_frame: av.VideoFrame | None = None  # converted to RGB only if needed for padding
         self.container, self.stream = container, stream
@@ -360,112 +391,198 @@ class _FrameDecoder:
         _check_pixels(frame.width, frame.height, self._limits.max_pixels, self._input_name)
 
 
-def _decode_run(
-    decoder: _FrameDecoder, pending: deque[int], grabbed: dict[int, np.ndarray], key_pts: list[int]
-) -> bool:
-    """Decode forward, keeping the frames at the ``pending`` targets, until none is left or a seek pays off.
+def _decode_run(decoder: _FrameDecoder, pending: deque[int], key_pts: list[int]) -> Iterator[tuple[int, av.VideoFrame]]:
+    """Decode forward, yielding ``(target, frame)`` for the ``pending`` targets, until none is left or a seek pays off.
 
-    Returns:
-        True when the stream ended with targets still pending.
+    Sets ``decoder.ended`` when the stream ended with targets still pending.
     """
+    decoder.ended = False
     for pts, frame in decoder.frames(pending[0]):
         if pts < pending[0]:
             continue  # only convert to RGB what is kept
-        rgb = _to_rgb(frame)
         # pts > target: exact frame missing (broken index); take the next one.
         while pending and pending[0] <= pts:
-            grabbed[pending.popleft()] = rgb
+            yield pending.popleft(), frame
         if not pending:
-            return False
+            return
         key = _keyframe_at_or_before(key_pts, pending[0])
         if not decoder.linear and key is not None and key > pts:
-            return False  # the next target's keyframe lies ahead: seek there rather than decode on
-    return True
+            return  # the next target's keyframe lies ahead: seek there rather than decode on
+    decoder.ended = True
 
 
-def _pad_with_last(
-    decoder: _FrameDecoder, pending: deque[int], grabbed: dict[int, np.ndarray], input_name: str
-) -> None:
-    """Fill the targets the stream ended before with the last decoded frame.
-
-    The index promised more frames than decoding gave; OpenCV's failed reads
-    plus the training code's padding would repeat the last frame too.
-    """
-    if decoder.last_frame is None:
-        raise RequestError(input_name, "no video frame could be decoded")
-    fill = _to_rgb(decoder.last_frame)
-    while pending:
-        grabbed[pending.popleft()] = fill
-
-
-def _collect_frames(
+def _iter_targets(
     decoder: _FrameDecoder, targets: list[int], pts_all: list[int], key_pts: list[int], input_name: str
-) -> dict[int, np.ndarray]:
-    """RGB frames at the ``targets`` (sorted pts), decoding only from each target's keyframe."""
+) -> Iterator[tuple[int, np.ndarray]]:
+    """``(target pts, RGB frame)`` for each of ``targets`` (sorted pts), in order, one frame in memory at a time.
+
+    Targets the stream ended before get the last decoded frame: the index
+    promised more frames than decoding gave, and OpenCV's failed reads plus
+    the training code's padding would repeat the last frame too.
+    """
     pending = deque(targets)
-    grabbed: dict[int, np.ndarray] = {}
     while pending:
         key = _keyframe_at_or_before(key_pts, pending[0])
         decoder.go_near(pts_all[0] if key is None else key, pending[0])
-        if _decode_run(decoder, pending, grabbed, key_pts):
-            _pad_with_last(decoder, pending, grabbed, input_name)
-    return grabbed
+        last: tuple[av.VideoFrame, np.ndarray] | None = None
+        for target, frame in _decode_run(decoder, pending, key_pts):
+            if last is None or last[0] is not frame:
+                last = frame, _to_rgb(frame)
+            yield target, last[1]
+        if decoder.ended and pending:
+            if decoder.last_frame is None:
+                raise RequestError(input_name, "no video frame could be decoded")
+            fill = _to_rgb(decoder.last_frame)
+            while pending:
+                yield pending.popleft(), fill
 
 
 # --------------------------------------------------------------------------
-# The sampler
+# The reader: index first, then the frames a caller asks for
 # --------------------------------------------------------------------------
 
 
-def _sample(
-    container: av.container.InputContainer,
-    reopen: Callable[[], av.container.InputContainer],
-    num_frames: int,
-    size: int,
-    limits: _Limits,
-    threads: int,
-    seek: bool,
-    input_name: str,
-) -> SampledVideo:
-    """The sampled frames of an open container: every check that needs no decoding first, then the decoding."""
-    stream = _video_stream(container, limits.max_pixels, input_name)
-    declared = check_declared_duration(container, stream, limits.max_duration_s, input_name)
-    pts_all, key_pts = _scan_packets(container, stream, limits.max_duration_s, input_name)
-    if not pts_all:
-        raise RequestError(input_name, "the video stream has no frames")
-    fps, duration_s = _timing(stream, pts_all, declared)
-    indices = sample_indices(len(pts_all), num_frames)
-    targets = sorted({pts_all[i] for i in indices})
-    width, height = _header_size(stream)
-    _check_decode_work(pts_all, key_pts, targets, not seek, width * height, limits, input_name)
+@dataclass(frozen=True)
+class VideoIndex:
+    """What the packet pass knows about a video before any frame is decoded."""
 
-    decoder = _FrameDecoder(
-        container, stream, reopen, threads=threads, linear=not seek, limits=limits, input_name=input_name
-    )
-    grabbed = _collect_frames(decoder, targets, pts_all, key_pts, input_name)
-    frames_full, frames = _stack_frames([grabbed[pts_all[i]] for i in indices], size)
-    tb = float(stream.time_base)
-    return SampledVideo(
-        frames=frames,
-        frames_full=frames_full,
-        times_s=np.array([(pts_all[i] - pts_all[0]) * tb for i in indices], dtype=np.float32),
-        frame_indices=indices,
-        total_frames=len(pts_all),
-        duration_s=duration_s,
-        fps=fps,
-        audio=None,
-        decoded_frames=decoder.decoded,
-        padded=max(0, num_frames - len(pts_all)),
-        distinct_frames=len(targets),
-    )
+    pts: list[int]  # every frame's presentation timestamp, sorted, in time_base units
+    key_pts: list[int]  # the keyframes' timestamps
+    time_base: float
+    fps: float
+    duration_s: float
+    width: int  # as the header declares (0 when it declares none)
+    height: int
+
+    @property
+    def total_frames(self) -> int:
+        """Frames in the stream."""
+        return len(self.pts)
+
+    @functools.cached_property
+    def times_s(self) -> np.ndarray:
+        """``float64[total_frames]``: each frame's time in seconds from the first frame."""
+        return (np.asarray(self.pts, dtype=np.float64) - self.pts[0]) * self.time_base
 
 
-def _open_video(stack: contextlib.ExitStack, data: bytes, input_name: str) -> av.container.InputContainer:
-    """Open ``data`` (again), to be closed with ``stack``: linear decoding needs a demuxer at the start."""
-    return stack.enter_context(open_container(data, input_name, SUPPORTED_VIDEO))
+class VideoReader:
+    """One upload's video stream: its :class:`VideoIndex`, then frames decoded forward on demand.
+
+    Every check that needs no decoding (bytes, header, duration, packet
+    timestamps) runs when it opens. :meth:`frames` checks the decoding work
+    against ``max_decode_pixels`` before decoding any frame, chooses between
+    seeking and one pass (:func:`prefer_linear`), and yields frames one at a
+    time, so a caller that does not keep them holds one full-resolution
+    frame, whatever the sampling density.
+    """
+
+    def __init__(
+        self,
+        data: bytes,
+        *,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        max_duration_s: float = DEFAULT_MAX_DURATION_S,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+        threads: int = DEFAULT_THREADS,
+        seek: bool = True,
+        input_name: str = "VIDEO",
+        max_decode_pixels: int = DEFAULT_MAX_DECODE_PIXELS,
+        budget: WorkBudget = UNLIMITED,
+    ) -> None:
+        check_bytes(data, max_bytes, input_name)
+        self._data = data
+        self.input_name = input_name
+        self.limits = _Limits(max_duration_s, max_pixels, max_decode_pixels, budget)
+        self._threads = threads
+        self._seek = seek
+        self._stack = contextlib.ExitStack()
+        self.decoded_frames = 0
+        with decoding_errors(input_name, "video"):
+            self._container = self._reopen()
+            self._stream = _video_stream(self._container, max_pixels, input_name)
+            declared = check_declared_duration(self._container, self._stream, max_duration_s, input_name)
+            pts_all, key_pts = _scan_packets(self._container, self._stream, max_duration_s, input_name)
+            if not pts_all:
+                raise RequestError(input_name, "the video stream has no frames")
+            fps, duration_s = _timing(self._stream, pts_all, declared)
+            width, height = _header_size(self._stream)
+            self.has_audio_stream = bool(self._container.streams.audio)
+        self.index = VideoIndex(pts_all, key_pts, float(self._stream.time_base), fps, duration_s, width, height)
+        self._used = False
+
+    def __enter__(self) -> VideoReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close every container opened for this upload."""
+        self._stack.close()
+
+    def _reopen(self) -> av.container.InputContainer:
+        """Open the upload (again): linear decoding needs a demuxer at the start."""
+        return self._stack.enter_context(open_container(self._data, self.input_name, SUPPORTED_VIDEO))
+
+    def decode_work(self, indices: list[int]) -> int:
+        """Pixels :meth:`frames` would decode for ``indices`` (sorted, distinct frame indices)."""
+        targets = [self.index.pts[i] for i in indices]
+        linear = not self._seek or prefer_linear(self.index.pts, self.index.key_pts, targets)
+        frames = frames_to_decode(self.index.pts, self.index.key_pts, targets, linear=linear)
+        return frames * max(self.index.width * self.index.height, 1)
+
+    def frames(self, indices: list[int]) -> Iterator[tuple[int, np.ndarray]]:
+        """``(index, RGB frame)`` for sorted, distinct frame ``indices``, decoded forward once.
+
+        Raises:
+            RequestError: the decoding work is over ``max_decode_pixels`` (before
+                decoding anything), a frame is over ``max_pixels``, the work
+                budget is spent, or the stream cannot be decoded.
+        """
+        if self._used:
+            raise RuntimeError("VideoReader.frames decodes forward once per reader")
+        self._used = True
+        if not indices:
+            return
+        pts_all, key_pts = self.index.pts, self.index.key_pts
+        targets = [pts_all[i] for i in indices]
+        linear = not self._seek or prefer_linear(pts_all, key_pts, targets)
+        width, height = self.index.width, self.index.height
+        _check_decode_work(pts_all, key_pts, targets, linear, width * height, self.limits, self.input_name)
+        by_pts = dict(zip(targets, indices, strict=True))
+        with decoding_errors(self.input_name, "video"):
+            decoder = _FrameDecoder(
+                self._container,
+                self._stream,
+                self._reopen,
+                threads=self._threads,
+                linear=linear,
+                limits=self.limits,
+                input_name=self.input_name,
+            )
+            try:
+                for pts, rgb in _iter_targets(decoder, targets, pts_all, key_pts, self.input_name):
+                    yield by_pts[pts], rgb
+            finally:
+                self.decoded_frames = decoder.decoded
 
 
-def _decode_audio_track(
+def open_video(data: bytes, **limits: Any) -> VideoReader:
+    """A :class:`VideoReader` over ``data`` (use it as a context manager); ``limits`` are its keyword arguments."""
+    return VideoReader(data, **limits)
+
+
+def to_size(frame: np.ndarray, size: int = FRAME_SIZE) -> np.ndarray:
+    """A frame resized to ``size`` x ``size`` the way the temporal analyzer's training sampling does."""
+    return cv2.resize(frame, (size, size), interpolation=cv2.INTER_LINEAR)
+
+
+# --------------------------------------------------------------------------
+# The specification's sampler: 16 frames across the clip
+# --------------------------------------------------------------------------
+
+
+def audio_of_video(
     data: bytes, *, max_duration_s: float, input_name: str, max_native_samples: int, budget: WorkBudget
 ) -> tuple[np.ndarray | None, str | None]:
     """``(audio, None)`` for the first audio track at 16 kHz, or ``(None, why)`` when it cannot be decoded.
@@ -508,18 +625,42 @@ def sample_video(
     """Decode ``num_frames`` evenly spaced frames (and the audio track) of a video in memory.
 
     ``seek=False`` decodes from the start instead of seeking (what happens
-    anyway when the demuxer cannot seek). Raises :class:`RequestError` for
-    bad, unsupported or over-limit input; PyAV's exceptions never escape.
+    anyway when the demuxer cannot seek, or when one pass is cheaper).
+    Raises :class:`RequestError` for bad, unsupported or over-limit input;
+    PyAV's exceptions never escape.
     """
-    check_bytes(data, max_bytes, input_name)
-    limits = _Limits(max_duration_s, max_pixels, max_decode_pixels, budget)
-    with decoding_errors(input_name, "video"), contextlib.ExitStack() as stack:
-        reopen = functools.partial(_open_video, stack, data, input_name)
-        container = reopen()
-        result = _sample(container, reopen, num_frames, size, limits, threads, seek, input_name)
-        has_audio_stream = bool(container.streams.audio)
+    with VideoReader(
+        data,
+        max_bytes=max_bytes,
+        max_duration_s=max_duration_s,
+        max_pixels=max_pixels,
+        threads=threads,
+        seek=seek,
+        input_name=input_name,
+        max_decode_pixels=max_decode_pixels,
+        budget=budget,
+    ) as reader:
+        index = reader.index
+        indices = sample_indices(index.total_frames, num_frames)
+        distinct = sorted(set(indices.tolist()))
+        grabbed = dict(reader.frames(distinct))
+        frames_full, frames = _stack_frames([grabbed[i] for i in indices], size)
+        has_audio_stream = reader.has_audio_stream
+        result = SampledVideo(
+            frames=frames,
+            frames_full=frames_full,
+            times_s=index.times_s[indices].astype(np.float32),
+            frame_indices=indices,
+            total_frames=index.total_frames,
+            duration_s=index.duration_s,
+            fps=index.fps,
+            audio=None,
+            decoded_frames=reader.decoded_frames,
+            padded=max(0, num_frames - index.total_frames),
+            distinct_frames=len(distinct),
+        )
     if has_audio_stream and decode_audio_track:
-        result.audio, result.audio_error = _decode_audio_track(
+        result.audio, result.audio_error = audio_of_video(
             data,
             max_duration_s=max_duration_s,
             input_name=input_name,

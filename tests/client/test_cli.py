@@ -76,3 +76,27 @@ def test_no_server_is_an_error_with_exit_code_2(small_jpeg: bytes) -> None:
     done = run_cli("-", "--url", f"127.0.0.1:{free_port()}", "--retries", "1", stdin=small_jpeg)
     assert done.returncode == 2
     assert "ERROR" in done.stdout and "UnavailableError" in done.stdout
+
+
+def test_a_video_shows_its_people_and_most_suspicious_segment(triton: TritonProcess, tmp_path: Path) -> None:
+    from deepfake_serving.testing import media_av
+
+    # One person for 6 s, then two: 12 s at 8 fps.
+    def layout(t: float) -> list[tuple[float, float]]:
+        return [(0.3, 0.5)] if t < 6 else [(0.3, 0.5), (0.75, 0.5)]
+
+    path = tmp_path / "talk.mp4"
+    path.write_bytes(media_av.encode_video(media_av.people_frames(layout, 12, 8), 8, "mp4_h264_aac"))
+    table = run_cli(str(path), "--url", triton.grpc_url, "--threshold", "1.0")
+    assert table.returncode == 0, table.stderr
+    assert "2 person(s)" in table.stdout and "most suspicious" in table.stdout, table.stdout
+
+    done = run_cli(str(path), "--url", triton.grpc_url, "--json", "--threshold", "1.0")
+    result = json.loads(done.stdout)["results"][0]
+    assert [t["judged"] for t in result["tracks"]] == [True, True]
+    assert result["tracks"][0]["start_s"] == 0 and abs(result["tracks"][1]["start_s"] - 6) <= 0.5 + 1 / 8
+    worst = max(result["segments"], key=lambda s: s["fake_prob"])
+    assert f"{worst['start_s']:.1f}-{worst['end_s']:.1f}s" in table.stdout
+    assert len(result["frames"]) == 24 and len(result["faces"]) == sum(t["faces"] for t in result["tracks"])
+    assert result["segments"][0]["start_s"] == 0 and result["segments"][-1]["end_s"] == pytest.approx(12, abs=0.2)
+    assert result["frames_fake_prob"] == pytest.approx(max(t["fake_prob"] for t in result["tracks"]), abs=1e-6)

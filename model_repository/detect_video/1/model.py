@@ -1,11 +1,13 @@
-"""detect_video: encoded video -> temporal, per-frame, audio and fused scores.
+"""detect_video: encoded video -> temporal, per-segment, per-frame, per-person, audio and fused scores.
 
-The work lives in deepfake_serving.video / video_pipeline / fusion; this file
-decodes once, runs MTCNN in-process (one instance per model instance) and
-calls the detectors as Triton models through BLS. Why BLS and not an
+The work lives in deepfake_serving.video / video_plan / video_pipeline /
+tracking / fusion; this file opens the upload, runs MTCNN in-process (one
+instance per model instance) and calls the detectors as Triton models
+through BLS. Why BLS and not an
 ensemble: see config.pbtxt.
 """
 
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -18,8 +20,10 @@ from deepfake_serving.audio_pipeline import AudioLimits, served_audio_input
 from deepfake_serving.fusion import NO_SCORE, AudioAggregation, DecisionThreshold, FrameAggregation, VideoFusion
 from deepfake_serving.image_pipeline import FaceDetector, FaceSettings
 from deepfake_serving.provenance import demo_models, demo_models_tensor
+from deepfake_serving.tracking import TrackSettings
 from deepfake_serving.triton_python import model_parameters, respond, settings_from, single_bytes, work_budget
-from deepfake_serving.video import sample_video
+from deepfake_serving.video import VideoReader
+from deepfake_serving.video_plan import CoverageSettings
 from deepfake_serving.visual_preprocessing import served_preprocessing
 
 
@@ -50,9 +54,21 @@ class TritonPythonModel:
         self.audio_limits = AudioLimits(
             max_duration_s=self.max_duration_s, max_native_samples=int(p["max_native_samples"])
         )
-        self.audio_input = served_audio_input(repository)
-        self.audio_rule = settings_from(AudioAggregation, p, prefix="audio_", defaulted=("silent_score",))
-        self.frame_rule = settings_from(FrameAggregation, p)
+        self.rules = V.VideoRules(
+            coverage=settings_from(CoverageSettings, p),
+            tracks=settings_from(TrackSettings, p, prefix="track_"),
+            frames=settings_from(FrameAggregation, p),
+            audio=settings_from(AudioAggregation, p, prefix="audio_", defaulted=("silent_score",)),
+            audio_limits=self.audio_limits,
+            audio_input=served_audio_input(repository),
+        )
+        self.detectors = V.Detectors(
+            visual=functools.partial(self._fake_probs, VISUAL_DETECTOR),
+            temporal=functools.partial(self._fake_probs, TEMPORAL_ANALYZER),
+            audio=functools.partial(self._fake_probs, AUDIO_DETECTOR),
+            visual_batch=VISUAL_DETECTOR.max_batch_size,
+            temporal_batch=TEMPORAL_ANALYZER.max_batch_size,
+        )
         self.fusion = settings_from(VideoFusion, p)
         self.demo_models = demo_models(
             repository, [d.name for d in (TEMPORAL_ANALYZER, VISUAL_DETECTOR, AUDIO_DETECTOR)]
@@ -81,55 +97,63 @@ class TritonPythonModel:
 
     def _detect(self, request):
         budget = work_budget(request, SPEC.VIDEO.name, self.parameters)
-        sample = sample_video(
-            single_bytes(pb_utils, request, SPEC.VIDEO.name),
+        data = single_bytes(pb_utils, request, SPEC.VIDEO.name)
+        with VideoReader(
+            data,
             max_bytes=self.max_bytes,
             max_duration_s=self.max_duration_s,
             max_pixels=self.max_pixels,
             threads=self.decode_threads,
             max_decode_pixels=self.max_decode_pixels,
-            max_native_samples=self.audio_limits.max_native_samples,
             budget=budget,
-        )
-        if sample.audio_error:
-            pb_utils.Logger.log_info(f"detect_video: audio track not scored: {sample.audio_error}")
-        temporal = float(self._fake_probs(TEMPORAL_ANALYZER, V.temporal_input(sample))[0])
-
-        budget.check("the temporal analyzer")
-        faces = V.detect_frame_faces(self.faces, sample, budget)
-        face_probs = self._fake_probs(VISUAL_DETECTOR, faces.visual_input)
-        frame_probs = V.frame_scores(face_probs, faces)
-        frames_score = self.frame_rule.score(frame_probs, faces.has_face)
-
-        windows = V.audio_track(sample, self.audio_limits, self.audio_input)
-        audio_score, audio_silent = None, False
-        if windows is not None:
-            voiced = ~windows.silent
-            if voiced.any():
-                probs = np.full(len(windows.silent), NO_SCORE, np.float32)
-                probs[voiced] = self._fake_probs(AUDIO_DETECTOR, windows.inputs[voiced])
-                audio_score, _ = self.audio_rule.score(probs, windows.silent)
-            else:
-                audio_silent = True
+        ) as reader:
+            result = V.analyze_video(reader, self.faces, self.detectors, self.rules, budget, data)
+        if result.audio_error:
+            pb_utils.Logger.log_info(f"detect_video: audio track not scored: {result.audio_error}")
+        if result.coverage_reduced:
+            pb_utils.Logger.log_info(
+                f"detect_video: coverage thinned to {len(result.frame_time_s)} frames and "
+                f"{len(result.segment_fake_prob)} segments to stay within max_decode_pixels"
+            )
+        frames_score, audio_score = result.frames_score, result.audio_score
+        temporal = result.temporal_fake_prob
 
         # Only the detectors whose score entered FAKE_PROB count for this answer.
         used = [TEMPORAL_ANALYZER.name]
         used += [VISUAL_DETECTOR.name] if frames_score is not None else []
         used += [AUDIO_DETECTOR.name] if audio_score is not None else []
         demo = [name for name in used if name in self.demo_models]
+        windows, tracks = result.audio, result.tracks
+        no_windows = np.empty(0, np.float32)
         return {
             "TEMPORAL_FAKE_PROB": np.array([temporal], np.float32),
-            "FRAME_TIME_S": sample.times_s.astype(np.float32),
-            "FRAME_FAKE_PROB": frame_probs,
-            "FRAME_HAS_FACE": faces.has_face,
-            "FRAME_FACE_COUNT": faces.face_count,
+            "FRAME_TIME_S": result.frame_time_s,
+            "FRAME_FAKE_PROB": result.frame_fake_prob,
+            "FRAME_HAS_FACE": result.frame_has_face,
+            "FRAME_FACE_COUNT": result.frame_face_count,
             "FRAMES_FAKE_PROB": np.array([NO_SCORE if frames_score is None else frames_score], np.float32),
             "AUDIO_FAKE_PROB": np.array([NO_SCORE if audio_score is None else audio_score], np.float32),
             "HAS_AUDIO": np.array([windows is not None]),
-            "AUDIO_SILENT": np.array([audio_silent]),
+            "AUDIO_SILENT": np.array([result.audio_silent]),
             "FAKE_PROB": np.array([self.fusion.score(temporal, frames_score, audio_score)], np.float32),
             "DEMO_WEIGHTS": np.array([bool(demo)]),
             "DEMO_MODELS": demo_models_tensor(demo),
             "THRESHOLD": self.threshold.tensor(),
-            "DISTINCT_FRAMES": np.array([sample.distinct_frames], np.int32),
+            "DISTINCT_FRAMES": np.array([result.distinct_frames], np.int32),
+            "SEGMENT_START_S": result.plan.segment_start_s,
+            "SEGMENT_END_S": result.plan.segment_end_s,
+            "SEGMENT_FAKE_PROB": result.segment_fake_prob,
+            "FACE_FRAME": result.face_frame,
+            "FACE_TRACK": result.face_track,
+            "FACE_BOXES": result.face_boxes.reshape(-1, 4),
+            "FACE_FAKE_PROB": result.face_fake_prob,
+            "TRACK_FAKE_PROB": tracks.fake_prob,
+            "TRACK_START_S": tracks.start_s,
+            "TRACK_END_S": tracks.end_s,
+            "TRACK_FACES": tracks.faces,
+            "TRACK_JUDGED": tracks.judged,
+            "AUDIO_WINDOW_START_S": no_windows if windows is None else windows.starts_s,
+            "AUDIO_WINDOW_FAKE_PROB": result.audio_fake_prob,
+            "AUDIO_WINDOW_SILENT": np.empty(0, bool) if windows is None else windows.silent,
+            "COVERAGE_REDUCED": np.array([result.coverage_reduced]),
         }

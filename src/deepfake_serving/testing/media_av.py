@@ -157,3 +157,57 @@ def encode_video(
 ) -> bytes:
     """Encode RGB frames (and optionally an audio signal) into one of :data:`VIDEO_FORMATS`."""
     return encode_frames(frames, fps, *VIDEO_FORMATS[name], audio=audio)
+
+
+def people_frames(
+    layout: Callable[[float], list[tuple[float, float]]],
+    seconds: float,
+    fps: int,
+    width: int = 480,
+    height: int = 270,
+    face_height: int = 150,
+) -> list[np.ndarray]:
+    """Frames of a scene whose people (astronaut portraits) stand where ``layout(t)`` puts them.
+
+    ``layout(t)`` gives the centre of each person on screen at time ``t`` (s), as
+    fractions of the frame's width and height; an empty list is an empty room.
+    The second person is a mirrored portrait, so the two look different.
+    """
+    from deepfake_serving.testing.media import astronaut
+
+    portrait = astronaut()[20:330, 110:380]  # head and shoulders
+    side = int(face_height * portrait.shape[1] / portrait.shape[0])
+    people = [cv2.resize(p, (side, face_height), interpolation=cv2.INTER_AREA) for p in (portrait, portrait[:, ::-1])]
+    frames = []
+    for i in range(int(round(seconds * fps))):
+        canvas = gradient_frames(1, width, height)[0] // 2
+        for k, (cx, cy) in enumerate(layout(i / fps)):
+            person = people[k % len(people)]
+            x0 = int(round(cx * width - side / 2))
+            y0 = int(round(cy * height - face_height / 2))
+            xs, ys = max(x0, 0), max(y0, 0)
+            xe, ye = min(x0 + side, width), min(y0 + face_height, height)
+            canvas[ys:ye, xs:xe] = person[ys - y0 : ye - y0, xs - x0 : xe - x0]
+        frames.append(canvas)
+    return frames
+
+
+def garbled_video(data: bytes, seed: int = 0) -> bytes:
+    """``data``'s video stream remuxed with every packet's payload replaced by random bytes.
+
+    The container, timestamps and keyframe flags stay valid, so the file opens
+    and indexes like the original; no frame of it can be decoded.
+    """
+    rng = np.random.default_rng(seed)
+    buffer = io.BytesIO()
+    with av.open(io.BytesIO(data)) as source, av.open(buffer, "w", format="mp4") as out:
+        stream = source.streams.video[0]
+        target = out.add_stream_from_template(stream)
+        for packet in source.demux(stream):
+            if packet.size == 0:
+                continue
+            noise = av.Packet(rng.integers(0, 256, packet.size, dtype=np.uint8).tobytes())
+            noise.pts, noise.dts, noise.time_base, noise.stream = packet.pts, packet.dts, packet.time_base, target
+            noise.is_keyframe = packet.is_keyframe
+            out.mux(noise)
+    return buffer.getvalue()
