@@ -217,3 +217,27 @@ def test_limits_checked_before_decoding() -> None:
         sample_video(data, max_duration_s=1.0)
     with pytest.raises(RequestError, match="bytes exceeds the limit"):
         sample_video(data, max_bytes=100)
+
+
+def test_dense_sampling_decodes_forward_once_and_gets_every_asked_frame() -> None:
+    """A frame every 5 of 600 (a timeline): one pass, each frame the right one, yielded in order."""
+    from deepfake_serving.video import VideoReader
+
+    data = encode_video(600, 25, "mp4", "libx264", "yuv420p", {"preset": "ultrafast", "g": "100"})
+    wanted = list(range(0, 600, 5))
+    with VideoReader(data) as reader:
+        got = [(index, _read_index(rgb)) for index, rgb in reader.frames(wanted)]
+        decoded = reader.decoded_frames
+    assert got == [(i, i) for i in wanted]
+    # One pass up to the last target (plus decoder lag), never a GOP per target.
+    assert decoded <= 600, decoded
+
+
+def test_sparse_sampling_still_seeks() -> None:
+    from deepfake_serving.video import VideoReader
+
+    data = encode_video(1500, 25, "mp4", "libx264", "yuv420p", {"preset": "ultrafast", "g": "25"})
+    with VideoReader(data) as reader:
+        got = [_read_index(rgb) for _, rgb in reader.frames([0, 700, 1400])]
+        decoded = reader.decoded_frames
+    assert got == [0, 700, 1400] and decoded < 150, decoded
