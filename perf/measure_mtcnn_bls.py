@@ -88,7 +88,7 @@ def stage_config(stage: str) -> str:
         f'name: "mtcnn_{stage}"\nbackend: "onnxruntime"\nmax_batch_size: {max_batch}\n'
         f'input [ {{ name: "input", data_type: TYPE_FP32, dims: {_dims(dims)} }} ]\n'
         f"output [\n{outs}\n]\n"
-        # One thread per instance, as face_detector's in-process sessions (onnx_threads: 1);
+        # One thread per instance, as face_detector's in-process sessions (single-threaded ONNX Runtime);
         # PNet, the costly stage, gets one instance per face_detector instance.
         f"instance_group [ {{ count: {2 if stage == 'pnet' else 1}, kind: KIND_CPU }} ]\n"
         f"{batching}"

@@ -85,8 +85,15 @@ class FaceDetector:
         threads: int = 1,
         nets: Sequence | None = None,
         preprocessing: VisualPreprocessing = IMAGENET,
+        workers: int = 1,
     ) -> None:
         """MTCNN's stages from ``model_dir``'s ONNX files, or ``nets`` = (pnet, rnet, onet) callables.
+
+        ``threads`` is each ONNX Runtime session's intra-op thread count;
+        ``workers`` the threads the cascade spreads its network calls over
+        (:class:`~deepfake_serving.mtcnn.MTCNN`). These networks are small:
+        several single-threaded runs at once beat one run on several threads
+        (``perf/measure_mtcnn.py``), so serving uses ``threads=1``.
 
         ``preprocessing`` turns crops into the served visual detector's input
         (:func:`deepfake_serving.visual_preprocessing.served_preprocessing`).
@@ -97,7 +104,9 @@ class FaceDetector:
             if model_dir is None:
                 raise ValueError("either model_dir or nets is required")
             nets = [onnx_callable(model_dir / f"{stage}.onnx", threads) for stage in MTCNN_STAGE_NAMES]
-        self.mtcnn = MTCNN(*nets, min_face_size=settings.min_face_size, max_candidates=settings.max_candidates)
+        self.mtcnn = MTCNN(
+            *nets, min_face_size=settings.min_face_size, max_candidates=settings.max_candidates, workers=workers
+        )
 
     def detect_rgb(self, image: np.ndarray, budget: WorkBudget = UNLIMITED, input_name: str = "IMAGE") -> DetectedFaces:
         """Faces of an already decoded RGB image (video frames come this way), or its center crop.
@@ -133,6 +142,19 @@ class FaceDetector:
             faces_dropped=chosen.dropped,
             blocking=blocking,
         )
+
+    def warm_up(self) -> None:
+        """Take the whole path once on a made-up JPEG (:mod:`deepfake_serving.warmup`), R-Net and O-Net included.
+
+        The picture has no face, so the two later stages are also run on a
+        few blank candidates: every ONNX Runtime session has run before the
+        first request.
+        """
+        from deepfake_serving import warmup
+
+        self.detect(warmup.image_bytes())
+        for net, side in ((self.mtcnn.rnet, 24), (self.mtcnn.onet, 48)):
+            net(np.zeros((8, 3, side, side), np.float32))
 
     def detect(self, data: bytes, input_name: str = "IMAGE", budget: WorkBudget = UNLIMITED) -> DetectedFaces:
         """Decode an encoded image within the configured limits, then :meth:`detect_rgb` it."""

@@ -66,6 +66,9 @@ class Batching:
     max_queue_size: int
     cpu_instances: int = 1
     intra_op_threads: int = 2
+    #: Batches up to this size keep ONNX Runtime's arena between runs (the common ones under
+    #: load); a larger one gives its growth back (``deepfake_serving.onnx_runner``).
+    keep_arena_batch: int = 8
     gpu_instances: int = 1
     gpu_preferred_batch_sizes: tuple[int, ...] = (8, 16)
     gpu_max_queue_delay_us: int = 1000
@@ -77,8 +80,14 @@ class Batching:
 # instance. On an H100 a batch of 16 costs about twice a batch of 1, so the
 # overlay waits about half a batch-1 execution for company.
 BATCHING: dict[str, Batching] = {
+    # Two single-threaded instances rather than one on two threads: ONNX Runtime's
+    # second thread spins between runs, and one face then cost 70 ms of CPU instead
+    # of 40; detect_image at 8 clients went from 10.3 to 12.3 images/s at the same
+    # latency at one client (perf/RESULTS.md, "detect_image against its bound").
     "visual_detector": Batching(
         preferred_batch_sizes=(4,),
+        cpu_instances=2,
+        intra_op_threads=1,
         max_queue_delay_us=0,
         max_queue_size=64,
         gpu_instances=2,
@@ -87,6 +96,7 @@ BATCHING: dict[str, Batching] = {
     ),
     "forensic_classifier": Batching(
         preferred_batch_sizes=(16,),
+        keep_arena_batch=16,
         max_queue_delay_us=500,
         max_queue_size=256,
         gpu_instances=2,
@@ -103,6 +113,7 @@ BATCHING: dict[str, Batching] = {
     ),
     "temporal_analyzer": Batching(
         preferred_batch_sizes=(2,),
+        keep_arena_batch=2,
         max_queue_delay_us=0,
         max_queue_size=16,
         gpu_instances=1,
@@ -163,15 +174,18 @@ def detector_config(
             # Python-based backend used on CPU machines reads the same ones.
             "intra_op_thread_count": {"string_value": str(batching.intra_op_threads)},
             "inter_op_thread_count": {"string_value": "1"},
+            "keep_arena_batch": {"string_value": str(batching.keep_arena_batch)},
             # "demo" means seeded random weights: scores are meaningless.
             "weights": {"string_value": weights},
             "weights_sha256": {"string_value": weights_sha256},
             **{key: {"string_value": value} for key, value in (parameters or {}).items()},
         },
+        # Every instance runs each size once before it is ready: a size ONNX Runtime
+        # has not run yet costs more the first time (perf/measure_warmup.py).
         "model_warmup": [
             {
-                "name": "zeros_batch_1",
-                "batch_size": 1,
+                "name": f"zeros_batch_{size}",
+                "batch_size": size,
                 "inputs": {
                     warmup_input.name: {
                         "data_type": f"TYPE_{warmup_input.dtype}",
@@ -180,6 +194,7 @@ def detector_config(
                     }
                 },
             }
+            for size in sorted({1, *batching.preferred_batch_sizes})
         ],
     }
 

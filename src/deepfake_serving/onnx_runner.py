@@ -25,13 +25,17 @@ class SessionSettings:
 
     intra_op_threads: int = 0  # 0: ONNX Runtime's default (one per core)
     inter_op_threads: int = 1
+    #: Batches up to this size keep the arena's memory for the next one; a larger batch gives its
+    #: growth back when it ends. 0: every batch gives it back.
+    keep_arena_batch: int = 0
 
     @classmethod
     def from_parameters(cls, parameters: Mapping[str, str]) -> SessionSettings:
-        """Read the thread counts from a config's string parameters; missing ones keep the defaults."""
+        """Read the thread counts and the arena rule from a config's string parameters; missing ones keep the defaults."""
         return cls(
             intra_op_threads=int(parameters.get("intra_op_thread_count", 0)),
             inter_op_threads=int(parameters.get("inter_op_thread_count", 1)),
+            keep_arena_batch=int(parameters.get("keep_arena_batch", 0)),
         )
 
 
@@ -46,10 +50,13 @@ class OnnxRunner:
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.output_names = [o.name for o in self.session.get_outputs()]
-        # Give the arena's growth back after each batch: a batch larger than any before (8
-        # temporal clips, 64 faces) would otherwise keep its memory for the life of the server.
-        self._run_options = ort.RunOptions()
-        self._run_options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
+        # A batch larger than any before (8 temporal clips, 64 faces) would keep its memory for the
+        # life of the server, so such a batch gives the arena's growth back when it ends. Ordinary
+        # batches do not: giving it back costs the next run its allocations again (for one
+        # visual-detector crop, +10 ms of CPU and +5 ms of latency, perf/RESULTS.md).
+        self._keep_arena_batch = settings.keep_arena_batch
+        self._shrink = ort.RunOptions()
+        self._shrink.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
 
     def check_signature(self, inputs: Sequence[str], outputs: Sequence[str]) -> None:
         """Fail at load time if the config and the ONNX file disagree."""
@@ -74,7 +81,8 @@ class OnnxRunner:
             name: requests[0][name] if len(requests) == 1 else np.concatenate([r[name] for r in requests])
             for name in self.input_names
         }
-        results = self.session.run(list(outputs), feeds, self._run_options)
+        options = self._shrink if sum(sizes) > self._keep_arena_batch else None
+        results = self.session.run(list(outputs), feeds, options)
         bounds = np.cumsum(sizes)[:-1]
         split = [np.split(result, bounds) for result in results]
         return [{name: split[j][i] for j, name in enumerate(outputs)} for i in range(len(requests))]

@@ -38,7 +38,7 @@ def assert_matches_oracle(boxes: np.ndarray, data: bytes) -> None:
     by Pillow, EXIF orientation applied), one to one, largest first, within 1e-3 px."""
     from PIL import ImageOps
 
-    from tests.unit.facenet_oracle import oracle_detect
+    from deepfake_serving.testing.facenet_oracle import oracle_detect
 
     image = np.asarray(ImageOps.exif_transpose(Image.open(io.BytesIO(data))).convert("RGB"))
     expected, probs = oracle_detect(np.ascontiguousarray(image))

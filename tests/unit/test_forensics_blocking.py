@@ -30,7 +30,7 @@ QUALITIES = (30, 60, 90, None)
 def detector() -> FaceDetector:
     if (STAGES / "pnet.onnx").is_file():
         return FaceDetector(STAGES, FaceSettings())
-    import facenet_oracle
+    from deepfake_serving.testing import facenet_oracle
 
     return FaceDetector(None, FaceSettings(), nets=facenet_oracle.torch_callables())
 

@@ -7,6 +7,7 @@ import numpy as np
 import triton_python_backend_utils as pb_utils
 
 from deepfake_contract import audio_preprocess
+from deepfake_serving import warmup
 from deepfake_serving.audio_pipeline import AudioLimits, prepare_audio, served_audio_input
 from deepfake_serving.triton_python import model_parameters, respond, settings_from, single_bytes, work_budget
 
@@ -31,6 +32,8 @@ class TritonPythonModel:
                 " with `python -m deepfake_serving.model_configs`"
             )
         pb_utils.Logger.log_info(f"audio_preprocess: windows prepared as {self.audio_input}")
+        # The decoder's and the features' first calls, before the first request (deepfake_serving.warmup).
+        prepare_audio(warmup.audio_bytes(), self.limits, audio_input=self.audio_input)
 
     def execute(self, requests):
         """One response per request."""

@@ -49,8 +49,13 @@ class TritonPythonModel:
             max_pixels=self.max_pixels,
         )
         self.faces = FaceDetector(
-            repository / FACE_DETECTOR.name / "1", settings, threads=1, preprocessing=served_preprocessing(repository)
+            repository / FACE_DETECTOR.name / "1",
+            settings,
+            threads=1,
+            workers=int(p["mtcnn_workers"]),
+            preprocessing=served_preprocessing(repository),
         )
+        self.faces.warm_up()  # the first request pays no first-call costs (deepfake_serving.warmup)
         self.audio_limits = AudioLimits(
             max_duration_s=self.max_duration_s, max_native_samples=int(p["max_native_samples"])
         )

@@ -26,7 +26,10 @@ class TritonPythonModel:
         # Crops are normalized for the visual detector actually served (its config says how).
         preprocessing = served_preprocessing(Path(args["model_repository"]).parent)
         pb_utils.Logger.log_info(f"face_detector: visual_detector input prepared as {preprocessing}")
-        self.detector = FaceDetector(version_dir, settings, threads=int(p["onnx_threads"]), preprocessing=preprocessing)
+        self.detector = FaceDetector(
+            version_dir, settings, threads=1, workers=int(p["mtcnn_workers"]), preprocessing=preprocessing
+        )
+        self.detector.warm_up()  # the first request pays no first-call costs (deepfake_serving.warmup)
 
     def execute(self, requests):
         """One response per request."""
