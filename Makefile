@@ -48,10 +48,12 @@ $(PERF_VENV)/.installed: perf/requirements.txt perf/constraints.txt
 perf-venv: $(PERF_VENV)/.installed  ## create perf/.venv with Locust
 
 # The exporter skips networks whose code and weights did not change.
-export: venv  ## export the networks to ONNX (CHECKPOINTS=dir, VISUAL_MODEL / AUDIO_MODEL=hub id or folder)
+# QUANTIZE=int8 serves the INT8 CPU profiles (pass it to `make serve` too, which exports first).
+export: venv  ## export the networks to ONNX (CHECKPOINTS=dir, VISUAL_MODEL / AUDIO_MODEL=hub id or folder, QUANTIZE=int8)
 	$(PY) -m deepfake_export --repository $(REPO) $(if $(CHECKPOINTS),--checkpoints $(CHECKPOINTS)) \
 		$(if $(VISUAL_MODEL),--visual-model $(VISUAL_MODEL)) $(if $(FAKE_LABEL),--fake-label $(FAKE_LABEL)) \
-		$(if $(AUDIO_MODEL),--audio-model $(AUDIO_MODEL)) $(if $(AUDIO_FAKE_LABEL),--audio-fake-label $(AUDIO_FAKE_LABEL))
+		$(if $(AUDIO_MODEL),--audio-model $(AUDIO_MODEL)) $(if $(AUDIO_FAKE_LABEL),--audio-fake-label $(AUDIO_FAKE_LABEL)) \
+		$(if $(QUANTIZE),--quantize $(QUANTIZE))
 
 serve: export  ## set up, export and run Triton in the foreground (HTTP 8000, gRPC 8001, metrics 8002)
 	$(PY) -m deepfake_serving.server --model-repository $(REPO) \

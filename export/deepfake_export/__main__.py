@@ -6,8 +6,10 @@ manifest. ``--visual-model SOURCE`` serves a pretrained Hugging Face image
 classifier as the visual detector instead, ``--audio-model SOURCE`` a
 pretrained waveform classifier as the audio detector
 (:mod:`deepfake_export.pretrained`). MTCNN uses facenet-pytorch's pretrained weights unless the checkpoint
-folder holds ``pnet``, ``rnet`` or ``onet`` files, which replace them. Work whose
-inputs (code, weights) did not change is skipped.
+folder holds ``pnet``, ``rnet`` or ``onet`` files, which replace them. ``--quantize
+int8`` serves the INT8 CPU profile of the networks that have one
+(:mod:`deepfake_export.quantize`), checked against the FP32 graph. Work whose
+inputs (code, weights, precision) did not change is skipped.
 """
 
 from __future__ import annotations
@@ -27,6 +29,19 @@ import deepfake_export
 from deepfake_export.models import BUILDERS
 from deepfake_export.onnx_export import ParityError, check_parity, export_onnx, publish
 from deepfake_export.pretrained import PretrainedDetector, load_audio, load_visual
+from deepfake_export.quantize import (
+    INT8_PROFILES,
+    NOT_OFFERED,
+    QUANTIZE_CHOICES,
+    QuantizationError,
+    calibration_inputs,
+    check_drift,
+    default_images,
+    folder_fingerprint,
+    folder_images,
+    held_out,
+    quantize_int8,
+)
 from deepfake_export.weights import (
     MTCNN_STAGES,
     CheckpointError,
@@ -55,9 +70,9 @@ def code_fingerprint() -> str:
     """Hash of the code that shapes the exported graphs: a change re-exports."""
     digest = hashlib.sha256(torch.__version__.encode())
     package = Path(deepfake_export.__file__).parent
-    sources = [package / name for name in ("models.py", "onnx_export.py", "weights.py", "pretrained.py")] + [
-        Path(contract.networks.__file__)
-    ]
+    sources = [
+        package / name for name in ("models.py", "onnx_export.py", "weights.py", "pretrained.py", "quantize.py")
+    ] + [Path(contract.networks.__file__)]
     for path in sources:
         digest.update(path.read_bytes())
     return digest.hexdigest()
@@ -67,52 +82,16 @@ def main(argv: list[str] | None = None) -> int:
     """Export the networks named by ``argv`` (all by default) and write their configs.
 
     Returns the exit status: 0 on success, 2 when a checkpoint is missing or does
-    not fit, or when an ONNX file fails the parity check (the served file is then
-    left as it was).
+    not fit, when an ONNX file fails the parity check, or when an INT8 graph
+    drifts past its profile's limit (the served file is then left as it was).
     """
-    parser = argparse.ArgumentParser(prog="python -m deepfake_export", description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--repository", type=Path, default=Path("model_repository"), help="model repository to write into"
-    )
-    parser.add_argument(
-        "--checkpoints", type=Path, help="directory of trained state dicts (<model>.safetensors or <model>.pt)"
-    )
-    parser.add_argument(
-        "--manifest",
-        type=Path,
-        default=Path("build/export/manifest.json"),
-        help="record of what was exported from what",
-    )
-    parser.add_argument(
-        "--visual-model",
-        metavar="SOURCE",
-        help="a Hugging Face image classifier to serve as visual_detector: hub id[@revision] or a save_pretrained folder",
-    )
-    parser.add_argument(
-        "--fake-label", metavar="NAME", help="the --visual-model label that means fake, where the labels do not say"
-    )
-    parser.add_argument(
-        "--audio-model",
-        metavar="SOURCE",
-        help="a Hugging Face waveform classifier (wav2vec2, HuBERT, WavLM) to serve as audio_detector:"
-        " hub id[@revision] or a save_pretrained folder",
-    )
-    parser.add_argument(
-        "--audio-fake-label",
-        metavar="NAME",
-        help="the --audio-model label that means fake, where the labels do not say",
-    )
-    parser.add_argument("--only", nargs="*", choices=sorted(BUILDERS), help="export only these networks")
-    parser.add_argument("--force", action="store_true", help="export even if nothing changed")
-    args = parser.parse_args(argv)
+    args = _arguments(argv)
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
     torch.set_num_threads(max(1, torch.get_num_threads()))
 
-    if args.checkpoints is not None and not args.checkpoints.is_dir():
-        parser.error(f"--checkpoints {args.checkpoints} is not a directory")
     manifest = json.loads(args.manifest.read_text()) if args.manifest.is_file() else {}
     fingerprint = code_fingerprint()
-    names = args.only or list(BUILDERS)
+    names = _export_order(args)
     try:
         pretrained: dict[str, PretrainedDetector] = {}
         if args.visual_model:
@@ -148,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
                 # A detector the folder lacks and nothing serves yet starts as demo.
                 folder = args.checkpoints if args.checkpoints and has_checkpoint(args.checkpoints, name) else None
                 source = load_weights(module, name, folder if name not in MTCNN_STAGES else args.checkpoints)
+            parameters = {**parameters, **_precision(name, args, name in pretrained)}
             previous = manifest.get(name, {})
             if (
                 not args.force
@@ -167,14 +147,18 @@ def main(argv: list[str] | None = None) -> int:
             except ParityError:
                 candidate.unlink(missing_ok=True)
                 raise
+            drift = None
+            if parameters.get("precision") == "int8":
+                candidate, drift = _quantized(name, candidate, args)
             publish(candidate, path)
             log.info(
-                "%s: exported %s in %.1fs, %s weights, max |ONNX - PyTorch| = %.2e",
+                "%s: exported %s in %.1fs, %s weights, max |ONNX - PyTorch| = %.2e%s",
                 name,
                 path,
                 time.perf_counter() - started,
                 source.kind,
                 worst,
+                "" if drift is None else f"; INT8, max |INT8 - FP32| fake probability {drift:.2e} on held-out inputs",
             )
             if source.is_demo:
                 log.warning("%s: DEMO WEIGHTS (seeded random): its scores mean nothing", name)
@@ -188,13 +172,15 @@ def main(argv: list[str] | None = None) -> int:
                 "max_abs_diff": worst,
                 "parameters": parameters,
             }
+            if drift is not None:
+                manifest[name]["int8_max_prob_diff"] = drift
             # The config follows its ONNX file at once: a later failure must not leave
             # new weights served under the old config (provenance, preprocessing).
             _write_configs(args.repository, manifest, [name])
     except CheckpointError as error:
         log.error("%s", error)
         return 2
-    except ParityError as error:
+    except (ParityError, QuantizationError) as error:
         log.error("%s; the served model was left as it was", error)
         return 2
     finally:
@@ -204,6 +190,118 @@ def main(argv: list[str] | None = None) -> int:
     # --only leaves the other detectors' configs as they are.
     _write_configs(args.repository, manifest, names)
     return 0
+
+
+def _arguments(argv: list[str] | None) -> argparse.Namespace:
+    """The command line, checked."""
+    parser = argparse.ArgumentParser(prog="python -m deepfake_export", description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--repository", type=Path, default=Path("model_repository"), help="model repository to write into"
+    )
+    parser.add_argument(
+        "--checkpoints", type=Path, help="directory of trained state dicts (<model>.safetensors or <model>.pt)"
+    )
+    parser.add_argument(
+        "--manifest",
+        type=Path,
+        default=Path("build/export/manifest.json"),
+        help="record of what was exported from what",
+    )
+    parser.add_argument(
+        "--visual-model",
+        metavar="SOURCE",
+        help="a Hugging Face image classifier to serve as visual_detector: hub id[@revision] or a save_pretrained folder",
+    )
+    parser.add_argument(
+        "--fake-label", metavar="NAME", help="the --visual-model label that means fake, where the labels do not say"
+    )
+    parser.add_argument(
+        "--audio-model",
+        metavar="SOURCE",
+        help="a Hugging Face waveform classifier (wav2vec2, HuBERT, WavLM) to serve as audio_detector:"
+        " hub id[@revision] or a save_pretrained folder",
+    )
+    parser.add_argument(
+        "--audio-fake-label",
+        metavar="NAME",
+        help="the --audio-model label that means fake, where the labels do not say",
+    )
+    parser.add_argument(
+        "--quantize",
+        choices=QUANTIZE_CHOICES,
+        default="none",
+        help="int8: serve the INT8 CPU profile of the networks that have one (visual_detector), checked"
+        " against the FP32 graph; the others stay FP32",
+    )
+    parser.add_argument(
+        "--calibration-images",
+        type=Path,
+        metavar="DIR",
+        help="--quantize int8 calibrates on this folder's images (default: scikit-image's bundled photos)",
+    )
+    parser.add_argument("--only", nargs="*", choices=sorted(BUILDERS), help="export only these networks")
+    parser.add_argument("--force", action="store_true", help="export even if nothing changed")
+    args = parser.parse_args(argv)
+    if args.checkpoints is not None and not args.checkpoints.is_dir():
+        parser.error(f"--checkpoints {args.checkpoints} is not a directory")
+    if args.calibration_images is not None and not (args.quantize == "int8" and args.calibration_images.is_dir()):
+        parser.error(f"--calibration-images {args.calibration_images}: a directory, with --quantize int8")
+    return args
+
+
+def _export_order(args: argparse.Namespace) -> list[str]:
+    """The networks to export, in order: with ``--quantize int8``, MTCNN first (it makes the calibration crops)."""
+    names = args.only or list(BUILDERS)
+    if args.quantize != "int8":
+        return names
+    for name in sorted(set(names) & set(NOT_OFFERED)):
+        log.info("%s: stays FP32 with --quantize int8 (%s)", name, NOT_OFFERED[name])
+    return sorted(names, key=lambda n: n not in MTCNN_STAGES)
+
+
+def _precision(name: str, args: argparse.Namespace, is_pretrained: bool) -> dict[str, str]:
+    """The config parameters that say a network is served in INT8 (none for FP32)."""
+    if args.quantize != "int8" or name not in INT8_PROFILES:
+        return {}
+    if is_pretrained:
+        log.info("%s: stays FP32 with --quantize int8 (the INT8 profile was measured on the built-in network)", name)
+        return {}
+    return {
+        "precision": "int8",
+        "quantization": INT8_PROFILES[name].describe(),
+        "calibration": folder_fingerprint(args.calibration_images),
+    }
+
+
+def _quantized(name: str, fp32: Path, args: argparse.Namespace) -> tuple[Path, float]:
+    """The INT8 graph of the checked FP32 candidate ``fp32`` (which it replaces), and its drift.
+
+    Raises:
+        QuantizationError: the INT8 probabilities drift past the profile's
+            ``max_prob_diff``; both candidates are removed, the served file stays.
+    """
+    profile = INT8_PROFILES[name]
+    mtcnn = onnx_path(args.repository, MTCNN_STAGES[0]).parent
+    missing = [stage for stage in MTCNN_STAGES if not (mtcnn / f"{stage}.onnx").is_file()]
+    if missing:
+        fp32.unlink(missing_ok=True)
+        raise QuantizationError(
+            f"{name}: INT8 calibration needs the served MTCNN, but {', '.join(missing)}.onnx are missing in"
+            f" {mtcnn}; export them too (leave out --only, or add {' '.join(missing)})"
+        )
+    images = folder_images(args.calibration_images) if args.calibration_images else default_images()
+    calibration = calibration_inputs(name, images, mtcnn)
+    int8 = fp32.with_name(f"{fp32.name.removesuffix('.onnx.tmp')}.int8.onnx.tmp")
+    try:
+        quantize_int8(fp32, int8, profile, calibration)
+        drift = check_drift(name, fp32, int8, held_out(calibration), profile)
+    except BaseException:
+        int8.unlink(missing_ok=True)
+        raise
+    finally:
+        fp32.unlink(missing_ok=True)
+    log.info("%s: INT8 from %d calibration inputs (%s)", name, len(calibration), profile.describe())
+    return int8, drift
 
 
 def _write_configs(repository: Path, manifest: dict, names: list[str]) -> None:
