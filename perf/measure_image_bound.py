@@ -40,6 +40,7 @@ import tritonclient.grpc as grpcclient
 from deepfake_contract import DETECT_IMAGE
 from deepfake_serving.image_pipeline import FaceDetector, FaceSettings
 from deepfake_serving.testing import media
+from deepfake_serving.testing.benchmark import model_compute
 from deepfake_serving.testing.triton import MODEL_REPOSITORY, running_triton
 from perf.loadgen import run_load
 
@@ -90,14 +91,9 @@ def _model_of(path: str) -> str:
     return path
 
 
-def model_compute(client: grpcclient.InferenceServerClient) -> dict[str, tuple[int, int]]:
-    """Per model: (requests executed, compute ns) from Triton's statistics."""
-    out = {}
-    for model in client.get_inference_statistics(as_json=True)["model_stats"]:
-        s = model["inference_stats"]
-        ns = sum(int(s[k].get("ns", 0)) for k in ("compute_input", "compute_infer", "compute_output"))
-        out[model["name"]] = (int(s["success"].get("count", 0)), ns)
-    return out
+def statistics_now(client: grpcclient.InferenceServerClient) -> dict[str, tuple[int, int]]:
+    """Per model: (successful requests, compute ns) so far."""
+    return model_compute(client.get_inference_statistics(as_json=True))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -125,12 +121,12 @@ def main(argv: list[str] | None = None) -> int:
         with grpcclient.InferenceServerClient(server.grpc_url) as client:
             run_load(make_call, 2, 5.0, warmup_s=1.0)  # every instance has run
             for clients in CLIENTS:
-                before, cpu_before = model_compute(client), tree_cpu_s(server.process.pid)
+                before, cpu_before = statistics_now(client), tree_cpu_s(server.process.pid)
                 if clients == CLIENTS[0]:
                     print("processes:", sorted(cpu_before))
                 load = run_load(make_call, clients, args.seconds, warmup_s=2.0)
                 time.sleep(0.5)  # the last requests' statistics
-                after, cpu_after = model_compute(client), tree_cpu_s(server.process.pid)
+                after, cpu_after = statistics_now(client), tree_cpu_s(server.process.pid)
                 # CPU and statistics cover the warm-up and tail too: divide by what ran in that window.
                 images = after[DETECT_IMAGE.name][0] - before[DETECT_IMAGE.name][0]
                 steps = {

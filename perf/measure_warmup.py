@@ -30,6 +30,7 @@ import tritonclient.grpc as grpcclient
 
 from deepfake_contract import ENTRY_MODELS
 from deepfake_serving.testing import media, media_av
+from deepfake_serving.testing.benchmark import model_compute
 from deepfake_serving.testing.triton import running_triton
 
 REQUESTS = 10
@@ -48,13 +49,8 @@ def files() -> dict[str, bytes]:
 
 
 def compute_ns(client: grpcclient.InferenceServerClient) -> dict[str, int]:
-    """Each model's cumulative compute time (input + infer + output) in Triton's statistics, ns."""
-    stats = client.get_inference_statistics(as_json=True)["model_stats"]
-    out = {}
-    for model in stats:
-        s = model["inference_stats"]
-        out[model["name"]] = sum(int(s[k].get("ns", 0)) for k in ("compute_input", "compute_infer", "compute_output"))
-    return out
+    """Each model's cumulative compute time in Triton's statistics, ns."""
+    return {name: ns for name, (_, ns) in model_compute(client.get_inference_statistics(as_json=True)).items()}
 
 
 def latencies(

@@ -55,8 +55,6 @@ class Int8Profile:
     fp32_head: bool = True
     #: Largest |INT8 - FP32| fake probability accepted at export, on held-out inputs.
     max_prob_diff: float = 0.02
-    #: Where its speed-up was measured (the log and docs/models.md say it).
-    measured: str = ""
 
     def describe(self) -> str:
         """One line for the config's ``quantization`` parameter."""
@@ -78,7 +76,6 @@ INT8_PROFILES: dict[str, Int8Profile] = {
         fp32_first_conv=False,
         fp32_head=False,
         max_prob_diff=0.05,
-        measured="2026-12-02, 2-core x86-64, onnxruntime 1.32.0, 1 thread",
     ),
 }
 

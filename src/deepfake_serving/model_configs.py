@@ -82,7 +82,7 @@ class Batching:
 BATCHING: dict[str, Batching] = {
     # Two single-threaded instances rather than one on two threads: ONNX Runtime's
     # second thread spins between runs, and one face then cost 70 ms of CPU instead
-    # of 40; detect_image at 8 clients went from 10.3 to 12.3 images/s at the same
+    # of 40; detect_image at 8 clients went from 10.3 to 11.9 images/s at about the same
     # latency at one client (perf/RESULTS.md, "detect_image against its bound").
     "visual_detector": Batching(
         preferred_batch_sizes=(4,),

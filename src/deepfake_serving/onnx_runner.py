@@ -52,8 +52,8 @@ class OnnxRunner:
         self.output_names = [o.name for o in self.session.get_outputs()]
         # A batch larger than any before (8 temporal clips, 64 faces) would keep its memory for the
         # life of the server, so such a batch gives the arena's growth back when it ends. Ordinary
-        # batches do not: giving it back costs the next run its allocations again (for one
-        # visual-detector crop, +10 ms of CPU and +5 ms of latency, perf/RESULTS.md).
+        # batches do not: giving it back makes every run allocate (and fault in) its memory again,
+        # a visible share of a small batch's CPU.
         self._keep_arena_batch = settings.keep_arena_batch
         self._shrink = ort.RunOptions()
         self._shrink.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")

@@ -55,7 +55,7 @@ def test_the_int8_visual_detector_is_served_with_its_precision_and_drift_recorde
     assert "deepfake.precision" not in {p.key for p in pnet.metadata_props}
 
 
-def test_the_int8_graph_scores_real_crops_close_to_fp32(int8_export) -> None:
+def test_the_served_int8_graph_scores_a_real_face_crop(int8_export) -> None:
     root, _, _ = int8_export
     from deepfake_serving.image_pipeline import FaceDetector, FaceSettings
     from deepfake_serving.testing import media

@@ -159,3 +159,21 @@ def test_headline_ratios_compare_each_setup_at_its_own_saturation():
         "this deployment / naive: throughput": 3.0,
         "naive / this deployment: p99": 3.0,
     }
+
+
+def test_model_compute_reads_requests_and_compute_time_and_skips_missing_counters():
+    stats = {
+        "model_stats": [
+            {
+                "name": "a",
+                "inference_stats": {
+                    "success": {"count": "3", "ns": "90"},
+                    "compute_input": {"ns": "1"},
+                    "compute_infer": {"ns": "20"},
+                    "compute_output": {"ns": "2"},
+                },
+            },
+            {"name": "idle"},
+        ]
+    }
+    assert benchmark.model_compute(stats) == {"a": (3, 23), "idle": (0, 0)}

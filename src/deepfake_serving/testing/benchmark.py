@@ -93,6 +93,21 @@ def batch_histogram(before: dict[str, Any], after: dict[str, Any]) -> dict[int, 
     return {size: n for size, n in sorted(delta.items()) if n > 0}
 
 
+def model_compute(stats: dict[str, Any]) -> dict[str, tuple[int, int]]:
+    """Per model of a ``get_inference_statistics(as_json=True)`` answer: (successful requests, compute ns).
+
+    Compute is Triton's input + infer + output time inside the model (wall
+    time: under load it includes waiting for a core). Cumulative, like every
+    counter there: a measurement is the difference of two answers.
+    """
+    out = {}
+    for model in stats.get("model_stats", []):
+        s = model.get("inference_stats", {})  # JSON leaves out counters that are still zero
+        ns = sum(int(s.get(k, {}).get("ns", 0)) for k in ("compute_input", "compute_infer", "compute_output"))
+        out[model["name"]] = (int(s.get("success", {}).get("count", 0)), ns)
+    return out
+
+
 def mean_batch(histogram: dict[int, int]) -> float:
     """Mean executed batch size of a ``{size: executions}`` histogram; NaN when nothing ran."""
     executions = sum(histogram.values())
