@@ -22,12 +22,13 @@ Run: ``.venv/bin/python -m perf.measure_mtcnn [--threads 2] [--rounds 15] [--bef
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
-import types
 from collections.abc import Callable
 from pathlib import Path
 
@@ -72,9 +73,13 @@ def module_at(rev: str) -> object:
         capture_output=True,
         text=True,
     ).stdout
-    module = types.ModuleType("mtcnn_before")
-    sys.modules[module.__name__] = module  # dataclasses look their module up there
-    exec(compile(source, f"{rev}:src/deepfake_serving/mtcnn.py", "exec"), module.__dict__)  # noqa: S102 - our own file
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "mtcnn_before.py"
+        path.write_text(source)
+        spec = importlib.util.spec_from_file_location("mtcnn_before", path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module  # dataclasses look their module up there
+        spec.loader.exec_module(module)
     return module
 
 
