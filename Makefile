@@ -5,6 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PERF_VENV := perf/.venv
 REPO := model_repository
+MANIFEST ?= build/export/manifest.json
 CHECKPOINTS ?=
 VISUAL_MODEL ?=
 FAKE_LABEL ?=
@@ -20,7 +21,7 @@ LAYOUT ?= folder
 OUT ?= checkpoints
 TRAIN_ARGS ?=
 
-.PHONY: help venv perf-venv export serve train speech-set-deps test lint unit clean perf-tools perf
+.PHONY: help venv perf-venv export exported serve train speech-set-deps test lint unit clean perf-tools perf
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -48,19 +49,28 @@ $(PERF_VENV)/.installed: perf/requirements.txt perf/constraints.txt
 perf-venv: $(PERF_VENV)/.installed  ## create perf/.venv with Locust
 
 # The exporter skips networks whose code and weights did not change.
-# QUANTIZE=int8 serves the INT8 CPU profiles (pass it to `make serve` too, which exports first).
+# QUANTIZE=int8 serves the INT8 CPU profiles.
 export: venv  ## export the networks to ONNX (CHECKPOINTS=dir, VISUAL_MODEL / AUDIO_MODEL=hub id or folder, QUANTIZE=int8)
-	$(PY) -m deepfake_export --repository $(REPO) $(if $(CHECKPOINTS),--checkpoints $(CHECKPOINTS)) \
+	$(PY) -m deepfake_export --repository $(REPO) --manifest $(MANIFEST) $(if $(CHECKPOINTS),--checkpoints $(CHECKPOINTS)) \
 		$(if $(VISUAL_MODEL),--visual-model $(VISUAL_MODEL)) $(if $(FAKE_LABEL),--fake-label $(FAKE_LABEL)) \
 		$(if $(AUDIO_MODEL),--audio-model $(AUDIO_MODEL)) $(if $(AUDIO_FAKE_LABEL),--audio-fake-label $(AUDIO_FAKE_LABEL)) \
 		$(if $(QUANTIZE),--quantize $(QUANTIZE))
 
-serve: export  ## set up, export and run Triton in the foreground (HTTP 8000, gRPC 8001, metrics 8002)
+# serve and train keep what the last export built (trained, pretrained or INT8 networks): they
+# export first only when a source is named on their command line or nothing is exported yet;
+# otherwise they refuse an export the current code would build differently, naming the
+# `make export` variables that rebuild it.
+PREPARE := $(if $(CHECKPOINTS)$(VISUAL_MODEL)$(AUDIO_MODEL)$(QUANTIZE)$(if $(wildcard $(MANIFEST)),,none),export,exported)
+
+exported: venv
+	$(PY) -m deepfake_export --repository $(REPO) --manifest $(MANIFEST) --check
+
+serve: $(PREPARE)  ## run Triton in the foreground on the last export (exports first if none, or with CHECKPOINTS/VISUAL_MODEL/AUDIO_MODEL/QUANTIZE)
 	$(PY) -m deepfake_serving.server --model-repository $(REPO) \
 		--http-port $(HTTP_PORT) --grpc-port $(GRPC_PORT) --metrics-port $(METRICS_PORT)
 
 # Faces are cropped by the exported MTCNN, so training needs the export first.
-train: export  ## train a detector: DETECTOR=visual|forensic|audio|temporal DATA=dir [LAYOUT=folder OUT=checkpoints TRAIN_ARGS=...]
+train: $(PREPARE)  ## train a detector: DETECTOR=visual|forensic|audio|temporal DATA=dir [LAYOUT=folder OUT=checkpoints TRAIN_ARGS=...]
 	@test -n "$(DETECTOR)" -a -n "$(DATA)" || { echo "usage: make train DETECTOR=audio DATA=/path/to/dataset [LAYOUT=folder] [OUT=checkpoints]"; exit 2; }
 	$(PY) -m deepfake_train $(DETECTOR) --data $(DATA) --layout $(LAYOUT) --out $(OUT) --repository $(REPO) $(TRAIN_ARGS)
 

@@ -91,6 +91,13 @@ def main(argv: list[str] | None = None) -> int:
 
     manifest = json.loads(args.manifest.read_text()) if args.manifest.is_file() else {}
     fingerprint = code_fingerprint()
+    if args.check:
+        return _check(args.repository, manifest, fingerprint, args.only or list(BUILDERS))
+    return _export(args, manifest, fingerprint)
+
+
+def _export(args: argparse.Namespace, manifest: dict, fingerprint: str) -> int:
+    """Export what ``args`` asks for, recording it in ``manifest`` (written back whatever happens)."""
     names = _export_order(args)
     try:
         pretrained: dict[str, PretrainedDetector] = {}
@@ -192,6 +199,43 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _check(repository: Path, manifest: dict, fingerprint: str, names: list[str]) -> int:
+    """0 when the networks ``names`` are served as the manifest records and the current code would
+    build them, else 2 with one line per stale network and the sources to re-export with."""
+    stale = []
+    for name in names:
+        record, path = manifest.get(name), onnx_path(repository, name)
+        if record is None or not path.is_file():
+            stale.append(f"{name}: not exported")
+        elif record.get("onnx_sha256") != sha256_file(path):
+            stale.append(f"{name}: {path} is not the file the export wrote")
+        elif record.get("code") != fingerprint:
+            stale.append(f"{name}: exported by other code (the networks' code or torch changed since)")
+    if not stale:
+        log.info("%s serves what the export manifest records, as this code builds it", repository)
+        return 0
+    for line in stale:
+        log.error("%s", line)
+    log.error("re-export with the sources of the last export: make export %s", _sources(manifest) or "(demo weights)")
+    return 2
+
+
+def _sources(manifest: dict) -> str:
+    """The ``make export`` variables that rebuild what ``manifest`` records (empty for demo weights)."""
+    checkpoints = {str(Path(r["weights_path"]).parent) for r in manifest.values() if r.get("weights") == "trained"}
+    variables = [f"CHECKPOINTS={folder}" for folder in sorted(checkpoints)]
+    for name, variable in (
+        (contract.VISUAL_DETECTOR.name, "VISUAL_MODEL"),
+        (contract.AUDIO_DETECTOR.name, "AUDIO_MODEL"),
+    ):
+        source = manifest.get(name, {}).get("parameters", {}).get("weights_source")
+        if source:
+            variables.append(f"{variable}={source}")
+    if any(record.get("parameters", {}).get("precision") == "int8" for record in manifest.values()):
+        variables.append("QUANTIZE=int8")
+    return " ".join(variables)
+
+
 def _arguments(argv: list[str] | None) -> argparse.Namespace:
     """The command line, checked."""
     parser = argparse.ArgumentParser(prog="python -m deepfake_export", description=__doc__.split("\n\n")[0])
@@ -241,7 +285,22 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--only", nargs="*", choices=sorted(BUILDERS), help="export only these networks")
     parser.add_argument("--force", action="store_true", help="export even if nothing changed")
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="export nothing: exit 2, naming the stale networks, unless the repository serves what the"
+        " manifest records and this code would build (all networks, or those of --only)",
+    )
     args = parser.parse_args(argv)
+    sources = (
+        ("--checkpoints", args.checkpoints),
+        ("--visual-model", args.visual_model),
+        ("--audio-model", args.audio_model),
+        ("--force", args.force),
+    )
+    named = [flag for flag, value in sources if value]
+    if args.check and (named or args.quantize != "none"):
+        parser.error(f"--check exports nothing; it takes no sources ({', '.join(named) or '--quantize'})")
     if args.checkpoints is not None and not args.checkpoints.is_dir():
         parser.error(f"--checkpoints {args.checkpoints} is not a directory")
     if args.calibration_images is not None and not (args.quantize == "int8" and args.calibration_images.is_dir()):

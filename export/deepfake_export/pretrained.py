@@ -87,11 +87,16 @@ class TwoClassLogits(nn.Module):
 
 
 def parse_source(text: str) -> tuple[str, str | None, bool]:
-    """``(name or folder, revision, is_local)`` of a ``--visual-model`` value."""
+    """``(name or folder, revision, is_local)`` of a ``--visual-model`` value.
+
+    A hub id is ``name`` or ``owner/name``, so a value with more slashes can only be
+    a folder; ``owner/name`` that is not a folder here is looked up on the hub (and
+    the error, if it fails there, says it is not a folder either).
+    """
     path = Path(text).expanduser()
-    if path.exists() or text.startswith((".", "/", "~")):
-        return str(path), None, True
     name, _, revision = text.partition("@")
+    if path.exists() or text.startswith((".", "/", "~")) or name.count("/") > 1:
+        return str(path), None, True
     return name, revision or None, False
 
 
@@ -220,7 +225,8 @@ def _hub_snapshot(name: str, revision: str | None, text: str, flag: str, what: s
     except Exception as error:  # noqa: BLE001 - the hub client raises many types; each is one line to the user
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise SourceError(
-            f"{flag} {text}: cannot load {what} (the hub is unreachable and there is no cached copy?): {reason}"
+            f"{flag} {text}: cannot load {what} (the hub is unreachable and there is no cached copy?): {reason}; "
+            f"nor is it a folder here ({Path(name).absolute()} does not exist)"
         ) from None
     return folder, folder.name
 

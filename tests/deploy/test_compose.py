@@ -80,3 +80,18 @@ def test_the_loadtest_profile_runs_a_locust_master_and_workers():
     assert master["profiles"] == worker["profiles"] == ["loadtest"]
     assert "--master" in master["command"] and "--worker" in worker["command"]
     assert "/mnt/perf/locustfile.py" in master["command"] and "./perf:/mnt/perf:ro" in master["volumes"]
+
+
+def test_the_locust_image_installs_what_the_locustfile_imports():
+    """The stock locustio/locust image lacks tritonclient, NumPy and PyAV; both services build
+    perf/Dockerfile.locust, which installs perf/.venv's pinned requirements (the ones the perf
+    tests run Locust from) and loads the locustfile at build time."""
+    services = load()["services"]
+    for name in ("locust-master", "locust-worker"):
+        assert services[name]["build"] == {"context": "./perf", "dockerfile": "Dockerfile.locust"}, name
+    dockerfile = (ROOT / "perf" / "Dockerfile.locust").read_text()
+    assert "-c /opt/perf/constraints.txt -r /opt/perf/requirements.txt" in dockerfile
+    assert "locust -f /opt/perf/locustfile.py --list" in dockerfile
+    requirements = (ROOT / "perf" / "requirements.txt").read_text()
+    for distribution in ("locust==", "tritonclient[grpc]==", "numpy==", "av=="):
+        assert distribution in requirements, distribution

@@ -155,3 +155,38 @@ def test_an_export_that_fails_its_parity_check_leaves_the_served_model_alone(tmp
     assert not served.with_suffix(".onnx.tmp").exists()
     config = parse_pbtxt(repository / "forensic_classifier" / "config.pbtxt")
     assert config.parameters["weights"].string_value == "demo"  # the failed trained export is not claimed
+
+
+def test_check_accepts_the_export_and_names_what_went_stale_and_how_to_rebuild_it(tmp_path, caplog, monkeypatch):
+    """``--check`` (what ``make serve`` runs on an existing export) exports nothing: it passes on
+    the export as written and fails, naming the network and the sources, once the code, the
+    file or the export itself is not what the manifest records."""
+    from deepfake_export import __main__ as exporter
+
+    checkpoints = tmp_path / "ckpt"
+    checkpoints.mkdir()
+    save_file(trained_state(), checkpoints / "forensic_classifier.safetensors")
+    repository = tmp_path / "repo"
+    common = ["--repository", str(repository), "--manifest", str(tmp_path / "manifest.json")]
+    check = [*common, "--check", "--only", "forensic_classifier"]
+    assert export_main([*common, "--checkpoints", str(checkpoints), "--only", "forensic_classifier"]) == 0
+    served = repository / "forensic_classifier" / "1" / "model.onnx"
+    before = served.read_bytes()
+    assert export_main(check) == 0
+
+    monkeypatch.setattr(exporter, "code_fingerprint", lambda: "other code")
+    caplog.clear()
+    assert export_main(check) == 2
+    assert "forensic_classifier: exported by other code" in caplog.text
+    assert f"re-export with the sources of the last export: make export CHECKPOINTS={checkpoints}" in caplog.text
+    assert served.read_bytes() == before  # nothing exported
+    monkeypatch.undo()
+
+    served.write_bytes(before + b"\0")
+    caplog.clear()
+    assert export_main(check) == 2 and f"forensic_classifier: {served} is not the file the export wrote" in caplog.text
+    served.unlink()
+    caplog.clear()
+    assert export_main(check) == 2 and "forensic_classifier: not exported" in caplog.text
+    with pytest.raises(SystemExit):
+        export_main([*check, "--checkpoints", str(checkpoints)])  # --check takes no sources

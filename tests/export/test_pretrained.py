@@ -203,6 +203,7 @@ def _fingerprint(repository: Path) -> tuple[str, str]:
     ("source", "env", "expected"),
     [
         ("./no/such/folder", {}, "--visual-model ./no/such/folder: no such folder"),
+        ("no/such/folder", {}, "--visual-model no/such/folder: no such folder"),
         ("{audio}", {}, "cannot load an image classifier"),
         ("{no_processor}", {}, "no preprocessor_config.json"),
         (
@@ -210,8 +211,16 @@ def _fingerprint(repository: Path) -> tuple[str, str]:
             {"HF_HUB_OFFLINE": "1"},
             "cannot load an image classifier (the hub is unreachable and there is no cached copy?)",
         ),
+        ("checkpoints/typo", {"HF_HUB_OFFLINE": "1"}, "nor is it a folder here"),
     ],
-    ids=["missing_folder", "not_an_image_classifier", "no_processor", "unreachable_hub"],
+    ids=[
+        "missing_folder",
+        "missing_relative_folder",
+        "not_an_image_classifier",
+        "no_processor",
+        "unreachable_hub",
+        "neither_hub_id_nor_folder",
+    ],
 )
 def test_a_bad_source_stops_the_export_and_leaves_the_served_model(saved, tmp_path, source, env, expected) -> None:
     from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2ForSequenceClassification
